@@ -64,21 +64,46 @@ def words():
     return philox_block_words
 
 
-def uniform_from_words(w, dtype):
-    """U[0, 1) values from Philox words, per the reference.md bit recipes.
+#: Elements one Philox block yields for the uniform distribution (weightinit/kernels/fill.py).
+UNIFORM_PER_BLOCK = {np.dtype(np.float32): 5, np.dtype(np.float64): 2}
 
-    float32: one word per element, ``(w >> 8) * 2**-24``; float64: two words (hi, lo) per
-    element, 53 bits = ``(hi >> 5) * 2**26 + (lo >> 6)``, times ``2**-53``.
+
+def uniform_from_words(w, dtype):
+    """U[0, 1) values from Philox words (an (n, 4) array, one row per block), per the recipes
+    in weightinit/kernels/fill.py, in element order.
+
+    float32: five 24-bit values per block: ``w[j] >> 8`` for j = 0..3, then the low bytes
+    ``(w0 & 255) << 16 | (w1 & 255) << 8 | (w2 & 255)``, times ``2**-24``. float64: two words
+    (hi, lo) per element, 53 bits = ``(hi >> 5) * 2**26 + (lo >> 6)``, times ``2**-53``.
     """
-    w = np.asarray(w, dtype=np.uint64)
+    w = np.asarray(w, dtype=np.uint64).reshape(-1, 4)
     if np.dtype(dtype) == np.float32:
-        return (w >> np.uint64(8)).astype(np.float64).reshape(-1) * 2.0**-24
+        b = np.uint64(0xFF)
+        low = ((w[:, 0] & b) << np.uint64(16)) | ((w[:, 1] & b) << np.uint64(8)) | (w[:, 2] & b)
+        k = np.concatenate([w >> np.uint64(8), low[:, None]], axis=1)
+        return k.astype(np.float64).reshape(-1) * 2.0**-24
     hi, lo = w[:, 0::2].reshape(-1), w[:, 1::2].reshape(-1)
     k = (hi >> np.uint64(5)) * np.uint64(1 << 26) + (lo >> np.uint64(6))
     return k.astype(np.float64) * 2.0**-53
+
+
+def uniform_reference(seed, n, dtype, *, offset=0, draw=0, stream=0):
+    """Elements ``offset .. offset + n - 1`` of a U[0, 1) draw, rebuilt from Philox words."""
+    per = UNIFORM_PER_BLOCK[np.dtype(dtype)]
+    first, stop = offset // per, -(-(offset + n) // per)
+    blocks = np.arange(stop - first, dtype=np.uint64) + np.uint64(first)
+    w = philox_block_words(seed, "uniform", blocks, draw=draw, stream=stream)
+    return uniform_from_words(w, dtype)[offset - first * per:][:n].astype(dtype)
 
 
 @pytest.fixture
 def uniform_ref():
     """Function ``uniform_ref(words, dtype)``: see :func:`uniform_from_words`."""
     return uniform_from_words
+
+
+@pytest.fixture
+def uniform_values():
+    """Function ``uniform_values(seed, n, dtype, offset=0, draw=0, stream=0)``: see
+    :func:`uniform_reference`."""
+    return uniform_reference

@@ -26,8 +26,10 @@ PAR = 1 << 16  # weightinit.random._PARALLEL_MIN: from this size the parallel ke
 DISTS = [
     ("uniform01", R.uniform, (0.0, 1.0)),
     ("uniform_shifted", R.uniform, (-3.0, 5.0)),
+    ("uniform_scaled", R.uniform, (-0.3, 0.3)),  # 0.6 is not a power of two: an FMA shows
     ("normal", R.normal, (0.0, 1.0)),
     ("normal_shifted", R.normal, (2.0, 0.5)),
+    ("normal_scaled", R.normal, (0.1, 0.7)),
     ("trunc_central", R.truncated_normal, (0.0, 1.0, -2.0, 2.0)),
     ("trunc_tail", R.truncated_normal, (0.0, 1.0, -math.inf, math.inf)),
     ("trunc_mirrored", R.truncated_normal, (1.0, 2.0, 2.0, 7.0)),
@@ -68,36 +70,39 @@ def test_kinds_use_distinct_counters():
 
 # ----------------------------------------------------------------------------- exact bit mapping
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_uniform_bits_match_reference_recipe(dtype, words, uniform_ref):
-    # Element i of float32 uses block i // 4 (word i % 4); float64 uses block i // 2, words
-    # (0, 1) then (2, 3). U[0, 1) is then exact, so the comparison is bitwise.
+def test_uniform_bits_match_reference_recipe(dtype, uniform_values):
+    # float32: block i // 5 gives elements 5b..5b+4 (four high 24-bit fields, then the low
+    # bytes); float64: block i // 2, words (0, 1) then (2, 3). U[0, 1) is exact: bitwise check.
     seed = 0x0123456789ABCDEF
     n = 4 * 1000 + 3
-    per = 4 if dtype == np.float32 else 2
-    w = words(seed, "uniform", np.arange(-(-n // per)))
-    expected = uniform_ref(w, dtype)[:n].astype(dtype)
-    np.testing.assert_array_equal(R.uniform(n, seed=seed, dtype=dtype), expected)
+    np.testing.assert_array_equal(
+        R.uniform(n, seed=seed, dtype=dtype), uniform_values(seed, n, dtype))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_uniform_bits_high_block_word(dtype, words, uniform_ref):
+def test_uniform_bits_high_block_word(dtype, uniform_values):
     # An offset whose block index needs the counter's second word (block >= 2**32).
-    seed = 77
-    per = 4 if dtype == np.float32 else 2
+    per = 5 if dtype == np.float32 else 2
     offset = per * (2**32 + 5) + 1  # unaligned as well
-    n = 11
-    first, last = offset // per, (offset + n - 1) // per
-    w = words(seed, "uniform", np.arange(first, last + 1))
-    expected = uniform_ref(w, dtype)[offset - first * per:][:n].astype(dtype)
-    np.testing.assert_array_equal(R.uniform(n, seed=seed, dtype=dtype, offset=offset), expected)
-
-
-def test_uniform_bits_near_the_end_of_the_index_space(words, uniform_ref):
-    # Elements just below the end of the 2**64 index space are addressable.
-    offset = 2**64 - 8
-    w = words(3, "uniform", [offset // 4])
     np.testing.assert_array_equal(
-        R.uniform(4, seed=3, offset=offset), uniform_ref(w, np.float32).astype(np.float32))
+        R.uniform(11, seed=77, dtype=dtype, offset=offset),
+        uniform_values(77, 11, dtype, offset=offset))
+
+
+def test_uniform_bits_near_the_end_of_the_index_space(uniform_values):
+    # Elements just below the end of the 2**64 index space are addressable (they span two
+    # blocks, the last one partial).
+    offset = 2**64 - 8
+    np.testing.assert_array_equal(
+        R.uniform(8, seed=3, offset=offset), uniform_values(3, 8, np.float32, offset=offset))
+
+
+def test_uniform_recipe_low_byte_element(words):
+    # Independent of the reference helper: element 4 of block 0 is built from the low bytes.
+    w = [int(x) for x in words(11, "uniform", [0])[0]]
+    k = ((w[0] & 255) << 16) | ((w[1] & 255) << 8) | (w[2] & 255)
+    assert R.uniform(5, seed=11)[4] == np.float32(k * 2.0**-24)
+    assert R.uniform(1, seed=11, offset=4)[0] == np.float32(k * 2.0**-24)
 
 
 def test_offset_past_index_space_rejected():
@@ -131,6 +136,19 @@ def test_offset_chunks_equal_slices(name, fn, params, dtype):
             assert chunk.tobytes() == full[off:off + length].tobytes(), (off, length)
             checked += 1
     assert checked > 100
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name, fn, params", DISTS, ids=DIST_IDS)
+def test_every_prefix_equals_the_whole(name, fn, params, dtype):
+    # A compiled loop runs whole groups of blocks in vector code and the rest in scalar code;
+    # which elements fall in which depends on the length. Every length must give the same bits
+    # (this failed when the compiler was free to fuse multiply-adds in one path only).
+    whole = fn(700, *params, seed=21, dtype=dtype)
+    for n in range(1, 700, 7):
+        np.testing.assert_array_equal(fn(n, *params, seed=21, dtype=dtype), whole[:n])
+        np.testing.assert_array_equal(
+            fn(700 - n, *params, seed=21, dtype=dtype, offset=n), whole[n:])
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -281,14 +299,12 @@ def test_generator_first_draw_equals_stateless(name, fn, params, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_generator_draws_follow_the_counter(dtype, words, uniform_ref):
+def test_generator_draws_follow_the_counter(dtype, uniform_values):
     # Draw d uses counter word 2 = d: check the second and third draws bit for bit.
     g = W.Generator(42)
-    per = 4 if dtype == np.float32 else 2
     draws = [g.uniform(40, dtype=dtype) for _ in range(3)]
     for d, x in enumerate(draws):
-        w = words(42, "uniform", np.arange(40 // per), draw=d)
-        np.testing.assert_array_equal(x, uniform_ref(w, dtype).astype(dtype))
+        np.testing.assert_array_equal(x, uniform_values(42, 40, dtype, draw=d))
     assert not np.array_equal(draws[0], draws[1])
     assert not np.array_equal(draws[1], draws[2])
     assert g.draws == 3
@@ -303,7 +319,7 @@ def test_generator_successive_draws_differ():
     assert g.draws == 8
 
 
-def test_generator_spawn_gives_distinct_streams(words, uniform_ref):
+def test_generator_spawn_gives_distinct_streams(uniform_values):
     g = W.Generator(9)
     children = g.spawn(3)
     assert [c.stream for c in children] == [1, 2, 3]
@@ -318,8 +334,8 @@ def test_generator_spawn_gives_distinct_streams(words, uniform_ref):
         for j in range(i):
             assert np.mean(xs[i] == xs[j]) < 0.01
     # The stream id sits in the counter's last word: stream << 2 | kind.
-    w = words(9, "uniform", np.arange(1000), stream=5)
-    np.testing.assert_array_equal(xs[gens.index(grand[1])], uniform_ref(w, np.float32).astype(np.float32))
+    np.testing.assert_array_equal(
+        xs[gens.index(grand[1])], uniform_values(9, 4000, np.float32, stream=5))
 
 
 def test_spawn_is_deterministic():

@@ -5,7 +5,8 @@ Every value is a pure function of ``(seed, stream, draw, kind, index)``:
 * the Philox **key** is the 64-bit seed itself (``k0`` = low, ``k1`` = high 32 bits), so distinct
   seeds are distinct keys by construction;
 * the **counter** is ``(block_lo, block_hi, draw, stream << 2 | kind)``: ``block`` is the element
-  index divided by the elements per block (4 for float32, 2 for float64), ``draw`` counts the
+  index divided by the elements per block (5 for float32 uniform, 4 for the other float32
+  distributions, 2 for float64; see weightinit/kernels/fill.py), ``draw`` counts the
   calls a :class:`Generator` has made (0 for the stateless functions), ``stream`` tells spawned
   generators apart and ``kind`` the distribution (0 uniform, 1 normal, 2 truncated normal).
 
@@ -27,7 +28,8 @@ from ._threads import LOCK
 from .kernels import fill as _k
 from .kernels.philox import philox_words
 
-__all__ = ["Generator", "philox4x32", "uniform", "normal", "truncated_normal", "SEED_BITS"]
+__all__ = ["Generator", "philox4x32", "uniform", "normal", "truncated_normal", "words",
+           "SEED_BITS"]
 
 SEED_BITS = 64
 _STREAMS = 1 << 30  # stream ids fit in 30 bits beside the 2-bit kind
@@ -191,8 +193,8 @@ def _fill(kind, shape, params, *, key, stream, draw, offset, dtype, out, layout)
     n = math.prod(shape)
     if offset + n > 1 << 64:
         raise ValueError(
-            f"`offset` + size must not exceed 2**64 elements (the counter space). Received "
-            f"offset={offset} for {n} elements")
+            f"`offset` + the size of `shape` must not exceed 2**64 elements (the counter space). "
+            f"Received offset={offset} for shape={shape} ({n} elements)")
     out = V.prepare_out(shape, dtype, out)
     flat = out.reshape(-1)  # a view: out is C-contiguous
     parallel = n >= _PARALLEL_MIN
@@ -339,6 +341,85 @@ class Generator:
             first = self._tree["next"]
             if first + n > _STREAMS:
                 raise ValueError(
-                    f"A seed supports {_STREAMS - 1} spawned streams; this tree has used {first - 1}.")
+                    f"`n`={n} is too many: a seed supports {_STREAMS - 1} spawned streams and "
+                    f"this tree has used {first - 1}.")
             self._tree["next"] = first + n
         return [Generator(self._seed, _stream=first + i, _tree=self._tree) for i in range(n)]
+
+
+_WORD_SPACE = 1 << 66  # 2**64 blocks of four words
+
+
+def words(count, *, seed=None, offset=0, kind="uniform", stream=0, draw=0, out=None):
+    r"""The raw Philox4x32-10 output words behind a draw, as ``uint32``.
+
+    Word ``j`` is word ``j % 4`` of block ``b = j // 4``, i.e. of
+    :math:`\mathrm{Philox}_{10}((b \bmod 2^{32},\ \lfloor b / 2^{32} \rfloor,\ \mathrm{draw},\
+    \mathrm{stream} \cdot 4 + \mathrm{kind}),\ (\mathrm{seed} \bmod 2^{32},\ \lfloor\mathrm{seed}
+    / 2^{32}\rfloor))`, the counters the generators of this module use (module docstring). These
+    are the bits :func:`uniform` (``kind="uniform"``), :func:`normal` or :func:`truncated_normal`
+    transform into values; ``weightinit stream`` writes them for external test batteries.
+
+    Parameters
+    ----------
+    count : int
+        Number of words, >= 0.
+    seed : int in [0, 2**64) or None
+        None draws a fresh seed from the OS.
+    offset : int
+        Index of the first word; ``offset + count`` must not exceed ``2**66`` (``2**64`` blocks).
+    kind : {"uniform", "normal", "truncated_normal"}
+        Which distribution's counters to use.
+    stream, draw : int
+        The counter's stream id (< 2**30) and draw number (< 2**32), as for a
+        :class:`Generator` and its spawned children; 0 for the stateless functions.
+    out : numpy.ndarray, optional
+        C-contiguous writable ``uint32`` array of shape ``(count,)`` to fill in place.
+
+    Returns
+    -------
+    numpy.ndarray of uint32, shape (count,)
+
+    References
+    ----------
+    J. K. Salmon, M. A. Moraes, R. O. Dror, D. E. Shaw, "Parallel random numbers: as easy as
+    1, 2, 3", SC 2011.
+    """
+    from .kernels import stream as _ks
+
+    count = V.check_int("count", count, low=0)
+    key = _check_seed(seed)
+    offset = V.check_int("offset", offset, low=0, high=_WORD_SPACE)
+    V.check_choice("kind", kind, _KIND)
+    stream = V.check_int("stream", stream, low=0, high=_STREAMS)
+    draw = V.check_int("draw", draw, low=0, high=_DRAWS)
+    if offset + count > _WORD_SPACE:
+        raise ValueError(
+            f"`offset` + `count` must not exceed 2**66 words (2**64 blocks of four). Received "
+            f"offset={offset}, count={count}")
+    if out is None:
+        V.check_memory(count * 4, f"{count} uint32 words")
+        out = np.empty(count, np.uint32)
+    else:
+        if isinstance(out, np.ndarray) and out.dtype != np.uint32:
+            raise TypeError(f"`out` must have dtype uint32. Received dtype {out.dtype}")
+        V.check_out(out, (count,), np.dtype(np.uint32))
+    parallel = count >= _PARALLEL_MIN
+    kernel = _ks.words_parallel if parallel else _ks.words_serial
+    with LOCK if parallel else nullcontext():
+        kernel(out, np.uint64(offset // 4), np.uint64(offset % 4), np.uint64(key & 0xFFFFFFFF),
+               np.uint64(key >> 32), np.uint64(draw), np.uint64((stream << 2) | _KIND[kind]))
+    return out
+
+
+def _normal_pit_words(z):
+    """``floor(2**32 * Phi(z))`` as uint32 for float64 ``z`` (the probability-integral transform
+    of standard normals to words; uniform words for exact N(0, 1) input)."""
+    from .kernels import stream as _ks
+
+    z = np.ascontiguousarray(z, dtype=np.float64).reshape(-1)
+    out = np.empty(z.size, np.uint32)
+    parallel = z.size >= _PARALLEL_MIN
+    with LOCK if parallel else nullcontext():
+        (_ks.pit_parallel if parallel else _ks.pit_serial)(z, out)
+    return out

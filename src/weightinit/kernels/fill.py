@@ -4,16 +4,21 @@ Element ``g`` (global index, i.e. ``offset + i``) of a draw takes its bits from 
 ``g // E`` under counter ``(block_lo, block_hi, s0, s1)`` and key ``(k0, k1)``, where ``E`` is the
 number of elements a block of four 32-bit words yields:
 
-=============  =================================================  =================================
-dtype          uniform / truncated normal                         normal (Box-Muller)
-=============  =================================================  =================================
-float32, E=4   one word per element (24 or 23 bits)               words (0,1) -> elements 0,1; (2,3)
-                                                                  -> elements 2,3
-float64, E=2   two words per element (53 or 52 bits)              words (0,1) radius, (2,3) angle
-=============  =================================================  =================================
+=======  ===================================  =====================  ============================
+dtype    uniform                              truncated normal       normal (Box-Muller)
+=======  ===================================  =====================  ============================
+float32  E=5: the high 24 bits of words 0-3,  E=4: one word per      E=4: words (0,1) -> elements
+         then (low bytes of words 0, 1, 2)    element (23 bits)      0,1; (2,3) -> elements 2,3
+float64  E=2: two words per element (53 bits) E=2: two words (52)    E=2: (0,1) radius, (2,3) angle
+=======  ===================================  =====================  ============================
 
 A value therefore depends only on (key, s0, s1, g): never on threads, block scheduling or the
 range filled in one call. Kernels assume validated input and never raise.
+
+The arithmetic is plain IEEE-754 without contraction: a fused multiply-add appears only where
+it is written (:func:`fma`, always correctly rounded), never where the compiler chooses. A
+vectorised loop body and its scalar remainder would otherwise round differently, and the same
+element could get different bits depending on which of them computed it.
 """
 
 import math
@@ -28,8 +33,8 @@ from .philox import MASK32, SHIFT32, U64, philox4x32_10
 
 UNIFORM, NORMAL, TRUNC_CENTRAL, TRUNC_TAIL = 0, 1, 2, 3
 
-_JIT = dict(cache=True, error_model="numpy", fastmath={"contract"}, nogil=True)
-_INLINE = dict(inline="always", error_model="numpy", fastmath={"contract"})
+_JIT = dict(cache=True, error_model="numpy", nogil=True)
+_INLINE = dict(inline="always", error_model="numpy")
 
 F32 = np.float32
 I32 = np.int32
@@ -51,6 +56,18 @@ def _u32_as_f32(typingctx, x):
         return builder.bitcast(args[0], ir.FloatType())
 
     return types.float32(types.uint32), codegen
+
+
+@intrinsic
+def fma(typingctx, a, b, c):
+    """``a * b + c`` with one rounding (llvm.fma): the same bits in vector and scalar code."""
+    if not (isinstance(a, types.Float) and a == b == c):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.fma(*args)
+
+    return a(a, b, c), codegen
 
 
 # ----------------------------------------------------------------------------- float32 math
@@ -75,10 +92,10 @@ def logf(x):
     r = _u32_as_f32((u & U32(0x007FFFFF)) + _LOG_OFF) - _ONE
     r2 = r * r
     c = _LOG_P
-    p = c[6] * r2 + (c[5] * r + c[4])
-    q = p * r2 + (c[3] * r + c[2])
-    y = q * r2 + (c[1] * r + c[0])
-    return y * r2 + (F32(n) * _LN2 + r)
+    p = fma(c[6], r2, fma(c[5], r, c[4]))
+    q = fma(p, r2, fma(c[3], r, c[2]))
+    y = fma(q, r2, fma(c[1], r, c[0]))
+    return fma(y, r2, fma(F32(n), _LN2, r))
 
 
 _S1, _S2, _S3 = F32(-1.6666654611e-1), F32(8.3321608736e-3), F32(-1.9515295891e-4)
@@ -92,8 +109,8 @@ def cos_sin_turn24(k):
     q = (k + I32(1 << 21)) >> I32(22)  # nearest quarter turn, 0..4
     r = F32(k - (q << I32(22))) * _TURN24  # exact reduction to [-pi/4, pi/4)
     z = r * r
-    s = r + r * z * (_S1 + z * (_S2 + z * _S3))
-    c = _ONE - _HALF * z + z * z * (_C1 + z * (_C2 + z * _C3))
+    s = fma(r * z, fma(z, fma(z, _S3, _S2), _S1), r)
+    c = fma(z * z, fma(z, fma(z, _C3, _C2), _C1), fma(-_HALF, z, _ONE))
     odd = (q & I32(1)) != 0
     cq = s if odd else c
     sq = c if odd else s
@@ -110,12 +127,14 @@ _ERFINV_T = tuple(F32(c) for c in (
     -0.000200214257, 0.000100950558, 0.00134934322, -0.00367342844, 0.00573950773,
     -0.0076224613, 0.00943887047, 1.00167406, 2.83297682))
 _SQRT2_F32 = F32(math.sqrt(2.0))
+_ERFINV_C64 = tuple(float(c) for c in _ERFINV_C)  # the same coefficients, for the float64 path
+_ERFINV_T64 = tuple(float(c) for c in _ERFINV_T)
 
 
 @njit(**_INLINE)
 def _horner9(c, w):
-    return (((((((c[0] * w + c[1]) * w + c[2]) * w + c[3]) * w + c[4]) * w + c[5]) * w + c[6]) * w
-            + c[7]) * w + c[8]
+    y = fma(fma(fma(fma(c[0], w, c[1]), w, c[2]), w, c[3]), w, c[4])
+    return fma(fma(fma(fma(y, w, c[5]), w, c[6]), w, c[7]), w, c[8])
 
 
 # Far tail, min(p, 1-p) < 1e-6 (beyond Giles's single-precision fit): with t = sqrt(-2 ln p),
@@ -130,7 +149,9 @@ _FAR = 1e-6
 
 @njit(**_INLINE)
 def _far_tail(t, a, b):
-    return t - (((a[0] * t + a[1]) * t + a[2]) * t + a[3]) / (((b[0] * t + b[1]) * t + b[2]) * t + b[3])
+    num = fma(fma(fma(a[0], t, a[1]), t, a[2]), t, a[3])
+    den = fma(fma(fma(b[0], t, b[1]), t, b[2]), t, b[3])
+    return t - num / den
 
 
 @njit(**_INLINE)
@@ -165,9 +186,9 @@ _CR = tuple(F32(c) for c in (
 @njit(**_INLINE)
 def ndtri_central_f32(q):
     """Standard normal quantile of 1/2 + q for |q| <= Phi(2.0005) - 1/2 (float32)."""
-    r = _CQ - q * q
-    num = (((_CP[0] * r + _CP[1]) * r + _CP[2]) * r + _CP[3]) * r + _CP[4]
-    den = (((_CR[0] * r + _CR[1]) * r + _CR[2]) * r + _CR[3]) * r + _CR[4]
+    r = fma(-q, q, _CQ)
+    num = fma(fma(fma(fma(_CP[0], r, _CP[1]), r, _CP[2]), r, _CP[3]), r, _CP[4])
+    den = fma(fma(fma(fma(_CR[0], r, _CR[1]), r, _CR[2]), r, _CR[3]), r, _CR[4])
     return q * (num / den)
 
 
@@ -187,7 +208,7 @@ def ndtri_f64(p):
         z = z if p > 0.5 else -z
     else:
         w = -math.log(4.0 * p * (1.0 - p))
-        r = _horner9(_ERFINV_C, w - 2.5) if w < 5.0 else _horner9(_ERFINV_T, math.sqrt(w) - 3.0)
+        r = _horner9(_ERFINV_C64, w - 2.5) if w < 5.0 else _horner9(_ERFINV_T64, math.sqrt(w) - 3.0)
         z = _SQRT2 * r * (2.0 * p - 1.0)
     # Phi(z) - p, from the tail that p lies in: erfc is accurate there and 1 - p is exact.
     e = (1.0 - p) - 0.5 * math.erfc(z / _SQRT2) if p > 0.5 else 0.5 * math.erfc(-z / _SQRT2) - p
@@ -197,15 +218,16 @@ def ndtri_f64(p):
 
 # ----------------------------------------------------------------------------- words -> values
 _S5, _S6, _S8, _S9 = U64(5), U64(6), U64(8), U64(9)
-_S11, _S12, _S20, _S21 = U64(11), U64(12), U64(20), U64(21)
+_S11, _S12, _S16, _S20, _S21 = U64(11), U64(12), U64(16), U64(20), U64(21)
+_B8 = U64(0xFF)
 _TWO_M24 = F32(2.0**-24)
 _TWO_M53 = 2.0**-53
 
 
 @njit(**_INLINE)
-def _uniform_f32(w, p):
-    u = F32(I32(w >> _S8)) * _TWO_M24  # [0, 1), 24 bits
-    return min(p[0] + p[1] * u, p[2])  # p = (low, high - low, largest float below high)
+def _uniform_f32(k, p):
+    u = F32(I32(k)) * _TWO_M24  # k < 2**24: [0, 1), 24 bits
+    return min(fma(p[1], u, p[0]), p[2])  # p = (low, high - low, largest float below high)
 
 
 @njit(**_INLINE)
@@ -213,7 +235,7 @@ def _normal_f32(wa, wb, p):
     u = F32(I32(wa >> _S8) + I32(1)) * _TWO_M24  # (0, 1], never 0: radius finite
     r = math.sqrt(F32(-2.0) * logf(u))
     c, s = cos_sin_turn24(I32(wb >> _S8))
-    return p[0] + p[1] * (r * c), p[0] + p[1] * (r * s)
+    return fma(p[1], r * c, p[0]), fma(p[1], r * s, p[0])
 
 
 @njit(**_INLINE)
@@ -222,12 +244,12 @@ def _trunc_f32(w, p, central):
     # (central) or Phi(alpha); (alpha, beta) the standardised interval or its mirror image (then
     # std is negated). u in (0, 1) with 23 bits, symmetric about 1/2.
     u = F32(I32(w >> _S9) * I32(2) + I32(1)) * _TWO_M24
-    q = p[2] + p[3] * u
+    q = fma(p[3], u, p[2])
     if central:
         z = ndtri_central_f32(q)
     else:
         z = ndtri_f32(min(max(q, F32(1.1754944e-38)), p[7]))
-    return min(max(p[0] + p[1] * z, p[5]), p[6])
+    return min(max(fma(p[1], z, p[0]), p[5]), p[6])
 
 
 @njit(**_INLINE)
@@ -246,7 +268,7 @@ def _normal_f64(w0, w1, w2, w3, p):  # one block -> two normals
 @njit(**_INLINE)
 def _uniform_f64(hi, lo, p):
     u = float(I32(hi >> _S5)) * 67108864.0 + float(I32(lo >> _S6))  # 53 bits
-    return min(p[0] + p[1] * (u * _TWO_M53), p[2])
+    return min(fma(p[1], u * _TWO_M53, p[0]), p[2])
 
 
 @njit(**_INLINE)
@@ -262,7 +284,12 @@ def _trunc_f64(hi, lo, p, central):
 # One function per (distribution, dtype): the values of one Philox block of four words.
 @njit(**_INLINE)
 def _uniform_block_f32(w0, w1, w2, w3, p):
-    return _uniform_f32(w0, p), _uniform_f32(w1, p), _uniform_f32(w2, p), _uniform_f32(w3, p)
+    # Five 24-bit uniforms from 128 bits: the high 24 bits of each word, then the low bytes of
+    # words 0, 1 and 2 (the low byte of word 3 is unused). Philox output words are uniform and
+    # independent, so every bit is, and a fifth value costs no further Philox rounds.
+    low = ((w0 & _B8) << _S16) | ((w1 & _B8) << _S8) | (w2 & _B8)
+    return (_uniform_f32(w0 >> _S8, p), _uniform_f32(w1 >> _S8, p), _uniform_f32(w2 >> _S8, p),
+            _uniform_f32(w3 >> _S8, p), _uniform_f32(low, p))
 
 
 @njit(**_INLINE)
@@ -309,6 +336,10 @@ _BLOCKS = {
     (TRUNC_CENTRAL, "float64"): _trunc_central_block_f64,
     (TRUNC_TAIL, "float64"): _trunc_tail_block_f64,
 }
+
+#: Elements one Philox block (four 32-bit words) yields, per (distribution, dtype).
+PER_BLOCK = {(dist, dtype): (5 if dist == UNIFORM else 4) if dtype == "float32" else 2
+             for dist, dtype in _BLOCKS}
 
 # ----------------------------------------------------------------------------- the fill kernel
 _values = _per_block = _fill_edges = None  # bound per kernel by ``_specialise``
@@ -366,7 +397,7 @@ def _specialise(dist, dtype, parallel):
     or jitted-function arguments would defeat Numba's on-disk cache.
     """
     name = f"fill_{dist}_{dtype}"
-    env = dict(globals(), _values=_BLOCKS[dist, dtype], _per_block=4 if dtype == "float32" else 2)
+    env = dict(globals(), _values=_BLOCKS[dist, dtype], _per_block=PER_BLOCK[dist, dtype])
     env["_fill_edges"] = njit(**_JIT)(_copy(_fill_edges_py, name + "_edges", env))
     body = _copy(_fill_py, name + ("_parallel" if parallel else "_serial"), env)
     return njit(parallel=parallel, **_JIT)(body)
