@@ -59,9 +59,10 @@ def naive(depth, width, activation, scheme, seed, samples, bias=0.0, bias_std=0.
     return zs, out, grads
 
 
+@pytest.mark.parametrize("width", [48, 300])  # 300: two unit tiles of the kernel, one partial
 @pytest.mark.parametrize("activation", sorted(PHI))
-def test_statistics_match_naive_numpy(activation):
-    depth, width, samples = 4, 48, 70  # samples not a multiple of the kernel's row chunk
+def test_statistics_match_naive_numpy(activation, width):
+    depth, samples = 4, 70  # samples not a multiple of the kernel's row chunk
     r = simulate(depth, width, activation=activation, scheme="he_normal", samples=samples, seed=5,
                  bias=0.1, bias_std=0.05, dtype=np.float64, backward=True, checkpoint=3)
     zs, hs, grads = naive(depth, width, activation, "he_normal", 5, samples, 0.1, 0.05,

@@ -17,6 +17,7 @@ from numba import njit, prange
 from . import activations as A
 
 CHUNK = 64  # rows per parallel work item
+TILE = 256  # units per tile: 6 float64 accumulators x 256 units = 12 KiB, in L1
 # Per-unit partial statistics, one row per chunk and one column per unit. COUNTS packs three
 # counts into one exact float64 (each is at most CHUNK = 64 < 128):
 # saturated + 128 * zero + 128**2 * non-finite.
@@ -36,10 +37,12 @@ def _forward_rows_py(z, bias, slope, sat_lo, sat_hi, p, r0, r1, lo, hi, h):
     """Rows r0..r1 of the forward kernel, with their statistics in ``p`` (N_STATS, width) and,
     if ``h`` has bins (a fixed range [lo, hi] is known in advance), their histogram in ``h``.
 
-    Each row takes two short loops that each write few arrays (the vectoriser gives up when it
-    must check many pointers for overlap), with unsigned indices (signed ones keep a
-    negative-index check that also stops it vectorising). A separate function from the parallel
-    loop: inlined into it, the loops did not vectorise.
+    Units are taken in tiles of ``TILE`` so that the six per-unit accumulators of a tile stay in
+    the first-level cache while all rows pass over it. Each row segment takes two short loops
+    that each write few arrays (the vectoriser gives up when it must check many pointers for
+    overlap), with unsigned indices (signed ones keep a negative-index check that also stops it
+    vectorising). A separate function from the parallel loop: inlined into it, the loops did not
+    vectorise.
     """
     width = U64(z.shape[1])
     sa, sa2, sz2, cnt, amin, amax = p[SUM_A], p[SUM_A2], p[SUM_Z2], p[COUNTS], p[MIN_A], p[MAX_A]
@@ -47,27 +50,29 @@ def _forward_rows_py(z, bias, slope, sat_lo, sat_hi, p, r0, r1, lo, hi, h):
         sa[j] = sa2[j] = sz2[j] = cnt[j] = 0.0
         amin[j] = np.inf
         amax[j] = -np.inf
-    for r in range(r0, r1):
-        zr = z[r]
-        for j in range(width):
-            x = np.float64(zr[j]) + np.float64(bias[j])
-            zr[j] = A.activation(_code, x, slope)
-            a = np.float64(zr[j])  # statistics of the stored (rounded) value
-            ok = math.isfinite(a)
-            af = a if ok else 0.0
-            xf = x if math.isfinite(x) else 0.0
-            sa[j] += af
-            sa2[j] += af * af
-            sz2[j] += xf * xf
-        for j in range(width):
-            a = np.float64(zr[j])
-            ok = math.isfinite(a)
-            cnt[j] += ((1.0 if (a < sat_lo or a > sat_hi) else 0.0)
-                       + (128.0 if a == 0.0 else 0.0) + (0.0 if ok else 16384.0))
-            amin[j] = min(amin[j], a if ok else np.inf)
-            amax[j] = max(amax[j], a if ok else -np.inf)
-        if h.size:
-            _count(zr, lo, hi, h)
+    for j0 in range(U64(0), width, U64(TILE)):
+        j1 = min(width, j0 + U64(TILE))
+        for r in range(r0, r1):
+            zr = z[r]
+            for j in range(j0, j1):
+                x = np.float64(zr[j]) + np.float64(bias[j])
+                zr[j] = A.activation(_code, x, slope)
+                a = np.float64(zr[j])  # statistics of the stored (rounded) value
+                ok = math.isfinite(a)
+                af = a if ok else 0.0
+                xf = x if math.isfinite(x) else 0.0
+                sa[j] += af
+                sa2[j] += af * af
+                sz2[j] += xf * xf
+            for j in range(j0, j1):
+                a = np.float64(zr[j])
+                ok = math.isfinite(a)
+                cnt[j] += ((1.0 if (a < sat_lo or a > sat_hi) else 0.0)
+                           + (128.0 if a == 0.0 else 0.0) + (0.0 if ok else 16384.0))
+                amin[j] = min(amin[j], a if ok else np.inf)
+                amax[j] = max(amax[j], a if ok else -np.inf)
+            if h.size:
+                _count(zr[j0:j1], lo, hi, h)
 
 
 @njit(**_JIT)
