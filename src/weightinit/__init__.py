@@ -14,16 +14,18 @@ from .initializers import (
     lecun_uniform, normal, ones, orthogonal, schemes, truncated_normal, uniform,
     variance_scaling, xavier_normal, xavier_uniform, zeros,
 )
+from .lsuv import LSUVResult, lsuv
 from .random import Generator
 from .simulation import SimulationResult, simulate
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "FORMULAS", "Generator", "InsufficientMemoryError", "REGISTRY", "Recommendation",
-    "SimulationResult", "bias", "bias_value", "calculate_gain", "compute_fans", "constant",
-    "describe", "dirac", "get", "glorot_normal", "glorot_uniform", "he_normal", "he_uniform",
-    "identity", "init", "kaiming_normal", "kaiming_uniform", "lecun_normal", "lecun_uniform",
-    "normal", "ones", "orthogonal", "recommend", "schemes", "simulate", "theory",
-    "truncated_normal", "uniform", "variance_scaling", "xavier_normal", "xavier_uniform", "zeros",
+    "FORMULAS", "Generator", "InsufficientMemoryError", "LSUVResult", "REGISTRY",
+    "Recommendation", "SimulationResult", "bias", "bias_value", "calculate_gain",
+    "compute_fans", "constant", "describe", "dirac", "get", "glorot_normal", "glorot_uniform",
+    "he_normal", "he_uniform", "identity", "init", "kaiming_normal", "kaiming_uniform",
+    "lecun_normal", "lecun_uniform", "lsuv", "normal", "ones", "orthogonal", "recommend",
+    "schemes", "simulate", "theory", "truncated_normal", "uniform", "variance_scaling",
+    "xavier_normal", "xavier_uniform", "zeros",
 ]

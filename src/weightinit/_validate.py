@@ -99,14 +99,19 @@ def available_memory():
         return None
 
 
-def check_memory(nbytes, what="the requested array"):
-    """Raise InsufficientMemoryError if ``nbytes`` exceeds the memory available right now."""
+CHUNK_HINT = ("Generate it in chunks with `offset=` into a memory-mapped array (or on disk with "
+              "`weightinit generate`), or use a smaller shape.")
+
+
+def check_memory(nbytes, what="the requested array", hint=CHUNK_HINT):
+    """Raise InsufficientMemoryError if ``nbytes`` exceeds the memory available right now.
+
+    ``hint`` ends the message: what to do instead (by default, the chunked, out-of-core path)."""
     avail = available_memory()
     if avail is not None and nbytes > avail:
         raise InsufficientMemoryError(
             f"{what} needs {nbytes / 2**30:.2f} GiB but only {avail / 2**30:.2f} GiB of memory is "
-            "available. Generate it in chunks with `offset=` into a memory-mapped array (or on "
-            "disk with `weightinit generate`), or use a smaller shape.")
+            f"available. {hint}")
 
 
 def check_out(out, shape, dtype, name="out"):

@@ -63,6 +63,9 @@ def compute_fans(shape, layout="torch", *, in_axis=None, out_axis=None, batch_ax
     o = _axis("out_axis", default_out if out_axis is None else out_axis, ndim)
     if isinstance(batch_axis, numbers.Integral):
         batch_axis = (batch_axis,)
+    elif isinstance(batch_axis, (str, bytes)) or not hasattr(batch_axis, "__iter__"):
+        raise TypeError(f"`batch_axis` must be an integer axis or a tuple of them. Received: "
+                        f"batch_axis={batch_axis!r}")
     b = {_axis("batch_axis", a, ndim) for a in batch_axis}
     if i == o or i in b or o in b:
         raise ValueError(

@@ -392,3 +392,94 @@ def _deepest_point(mask, sw, sb):
     k = int(np.argmax(score))
     fx_k, fy_k = inside[k]
     return (sw[0] + fx_k * (sw[-1] - sw[0]), sb[0] + fy_k * (sb[-1] - sb[0]))
+
+
+def sweep_phase_diagrams(activation, sigma_w, sigma_b, chi1_sim, chi1_theory, *, title=None,
+                         note=None):
+    r"""A simulated phase diagram beside the mean-field one (``weightinit sweep --plot``).
+
+    Left: :math:`\chi_1` measured from back-propagated gradients at every grid point
+    (:func:`weightinit.sweep.sweep`), one cell per point, with its :math:`\chi_1 = 1` contour
+    (solid) and the mean-field contour (dashed) for comparison; grey cells have no estimate.
+    Right: the mean-field :math:`\chi_1` (:func:`weightinit.theory.phase_diagram`) on the same
+    grid. One logarithmic colour scale centred on 1 for both. Arrays have rows ``sigma_b`` and
+    columns ``sigma_w``; ``note`` is a line of settings added to the title."""
+    sw = np.asarray(sigma_w, dtype=float)
+    sb = np.asarray(sigma_b, dtype=float)
+    sim = np.ma.masked_invalid(np.asarray(chi1_sim, dtype=float))
+    theo = np.ma.masked_invalid(np.asarray(chi1_theory, dtype=float))
+    pos = np.concatenate([sim.compressed(), theo.compressed()])
+    pos = pos[pos > 0]
+    span = max(float(pos.max()), 1.0 / float(pos.min()), 1.5) if pos.size else 2.0
+    span = min(span, 1e3)
+    norm = _colors.LogNorm(vmin=1.0 / span, vmax=span)
+    cmap = matplotlib.colormaps["RdBu_r"].with_extremes(bad="0.75")
+    grid2d = sw.size > 1 and sb.size > 1
+
+    def contour(ax, chi, style):
+        finite = chi.compressed()
+        if grid2d and finite.size and finite.min() < 1.0 < finite.max():
+            ax.contour(sw, sb, chi, levels=[1.0], colors="k", linewidths=1.8,
+                       linestyles=style)
+
+    with matplotlib.rc_context(STYLE):
+        fig = _figure(11.5, 4.6)
+        axes = fig.subplots(1, 2, sharey=True)
+        for ax, chi, name in ((axes[0], sim, "simulation"), (axes[1], theo, "mean-field theory")):
+            mesh = ax.pcolormesh(sw, sb, np.ma.clip(chi, 1.0 / span, span), shading="nearest",
+                                 cmap=cmap, norm=norm, rasterized=True)
+            contour(ax, chi, "solid")
+            ax.set_xlim(max(ax.get_xlim()[0], 0.0), ax.get_xlim()[1])  # sigmas are >= 0
+            ax.set_ylim(max(ax.get_ylim()[0], 0.0), ax.get_ylim()[1])
+            ax.set_xlabel(r"$\sigma_w$ (weight std $\times \sqrt{\mathrm{fan\_in}}$)")
+            ax.set_title(f"{name}: " + (r"$\chi_1$ from gradient growth per layer"
+                                        if ax is axes[0] else
+                                        r"$\chi_1 = \sigma_w^2\, E[\phi'(\sqrt{q^*} z)^2]$"))
+        contour(axes[0], theo, "dashed")
+        axes[0].plot([], [], "k-", label=r"$\chi_1 = 1$, simulation")
+        axes[0].plot([], [], "k--", label=r"$\chi_1 = 1$, mean field")
+        axes[0].legend(loc="upper left", frameon=True, framealpha=0.8)
+        axes[0].set_ylabel(r"$\sigma_b$ (bias std)")
+        bar = fig.colorbar(mesh, ax=axes)
+        _log_ticks(bar.ax.yaxis, 1.0 / span, span)
+        bar.set_label(r"$\chi_1$ (log scale; > 1 chaotic, < 1 ordered)")
+        head = title or f"Order-to-chaos phase diagram, {activation}: simulation vs mean field"
+        fig.suptitle(head + (f"\n{note}" if note else ""))
+    return fig
+
+
+# ----------------------------------------------------------------------------- LSUV
+def variance_by_depth(panels, *, title=None, ylabel="pre-activation variance (log scale)",
+                      reference=1.0):
+    """Per-layer curves on a log y axis, one panel per entry of ``panels`` = ``[(panel title,
+    [(label, values) or (label, values, style), ...]), ...]`` (``values[l]`` = layer l + 1;
+    ``style``: matplotlib line keywords overriding the cycled colour and line style), with a
+    dotted line at ``reference``. Used for the LSUV figure: the pre-activation variance per
+    layer of networks initialised by plain schemes and by LSUV."""
+    panels = list(panels)
+    with matplotlib.rc_context(STYLE):
+        fig = _figure(max(4.0 * len(panels), 5.0), 3.6)
+        axes = fig.subplots(1, len(panels), squeeze=False)[0]
+        for ax, (name, curves) in zip(axes, panels):
+            for k, (label, y, *style) in enumerate(curves):
+                y = np.asarray(y, dtype=float)
+                x = np.arange(1, len(y) + 1)
+                keep = np.isfinite(y) & (y > 0)
+                kw = dict(color=COLORS[k % len(COLORS)], linestyle=LINESTYLES[k % len(LINESTYLES)],
+                          marker="o" if len(y) <= 20 else None)
+                kw.update(style[0] if style else {})
+                ax.plot(x[keep], y[keep], label=label, **kw)
+            if reference is not None:
+                ax.axhline(reference, color="0.4", linestyle=":", linewidth=1.0, zorder=0)
+            if ax.has_data():
+                ax.set_yscale("log")
+                _log_ticks(ax.yaxis, *ax.get_ylim())
+            ax.set_xlabel("layer")
+            ax.set_ylabel(ylabel)
+            ax.set_title(name)
+            ax.xaxis.set_major_locator(_ticker.MaxNLocator(integer=True))
+            ax.grid(alpha=0.3, which="both")
+            ax.legend()
+        if title:
+            fig.suptitle(title)
+    return fig

@@ -128,12 +128,15 @@ _UNSET = object()
 def _check_args(depth, width, widths, samples, input_dim, x, bins, activation, scheme, std,
                 bias, bias_std, dtype):
     if widths is not None:
+        if isinstance(widths, (str, bytes)) or not hasattr(widths, "__iter__"):
+            raise TypeError(
+                f"`widths` must be a sequence of layer widths. Received: widths={widths!r}")
         widths = list(widths)
         if not widths:
             raise ValueError("`widths` must list at least one layer width.")
         for w in widths:
             V.check_int("widths", w, low=1)
-        if depth is not None and depth != len(widths):
+        if depth is not None and V.check_int("depth", depth, low=1) != len(widths):
             raise ValueError(f"`depth`={depth} disagrees with len(widths)={len(widths)}.")
         widths = [int(w) for w in widths]
     else:
@@ -145,6 +148,9 @@ def _check_args(depth, width, widths, samples, input_dim, x, bins, activation, s
     dtype = V.check_dtype(dtype)
     if x is not None:
         x = np.asarray(x)
+        if x.dtype.kind not in "biuf":
+            raise TypeError("`x` must be a 2-D array of real numbers (samples, features). "
+                            f"Received an array of dtype {x.dtype}")
         if x.ndim != 2 or x.shape[0] < 1 or x.shape[1] < 1:
             raise ValueError(f"`x` must be a 2-D array (samples, features). Received shape {x.shape}")
         if not np.all(np.isfinite(x)):
@@ -227,7 +233,8 @@ def simulate(depth=None, width=None, *, activation="tanh", scheme=_UNSET, std=No
         n_saved = 0
     item = dtype.itemsize
     V.check_memory((max(dims[i] * dims[i + 1] for i in range(depth)) + (3 + n_saved) * samples * big)
-                   * item + 64 * samples * big, f"simulation of widths up to {big}")
+                   * item + 64 * samples * big, f"simulation of widths up to {big}",
+                   "Use fewer `samples` or narrower layers (`width`/`widths`).")
 
     # One plan per layer: the weight scheme (validated on the first layer's shape) and the
     # mean-field weight variance sigma_w^2 = Var(W) * fan_in.
