@@ -1,9 +1,13 @@
-"""Command line: ``weightinit describe | generate | warmup | simulate | theory | figures``.
+"""Command line: ``weightinit describe | generate | warmup | simulate | theory | figures |
+stream | sweep``.
 
 argparse -> public API. ``simulate``, ``theory`` and ``figures`` draw with
 :mod:`weightinit.plotting` (matplotlib, the optional "plot" extra), imported only when a figure is
 asked for. Every output file is written to a temporary file beside it and renamed into place once
-complete, so an error or Ctrl-C never leaves a partial file.
+complete, so an error, Ctrl-C or SIGTERM never leaves a partial file (only SIGKILL or a crash
+can leave a ``.weightinit-*.part`` temporary file, never a partial output). ``generate --zarr
+PATH`` writes into ``PATH.part`` and keeps it when interrupted, so that the same command resumes.
+``sweep`` runs on dask.distributed and ``generate --zarr`` writes with zarr (the "dask" extra).
 """
 
 import argparse
@@ -11,8 +15,11 @@ import importlib
 import json
 import math
 import os
+import shutil
+import signal
 import sys
 import tempfile
+import threading
 import time
 
 import numpy as np
@@ -55,7 +62,15 @@ def _parser():
     g.add_argument("--scheme", required=True)
     g.add_argument("--seed", type=int, default=None, help="0 <= seed < 2**64 (default: random)")
     g.add_argument("--dtype", default="float32", choices=("float32", "float64"))
-    g.add_argument("--out", required=True, help="output .npy path")
+    dest = g.add_mutually_exclusive_group(required=True)
+    dest.add_argument("--out", help="output .npy path")
+    dest.add_argument("--zarr", metavar="PATH",
+                      help="output zarr array (directory), written chunk by chunk with bounded "
+                      "memory; an interrupted write stays in PATH.part and the same command "
+                      "resumes it (needs the dask extra)")
+    g.add_argument("--chunk-mib", type=_argtype(float, 1e-6, "a positive number"), default=64.0,
+                   help="with --zarr: MiB per chunk of whole rows (default 64; at least one "
+                   "row per chunk)")
     g.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     _common(g)
 
@@ -65,6 +80,8 @@ def _parser():
     _simulate_parser(sub)
     _theory_parser(sub)
     _figures_parser(sub)
+    _stream_parser(sub)
+    _sweep_parser(sub)
     return p
 
 
@@ -102,6 +119,8 @@ _WHOLE = ("orthogonal", "identity", "dirac", "eye")  # built whole in memory
 
 
 def _generate(args, stdout):
+    if args.zarr is not None:
+        return _generate_zarr(args, stdout)
     shape = tuple(args.shape)
     dtype = np.dtype(args.dtype)
     fn = _init.get(args.scheme)
@@ -112,6 +131,8 @@ def _generate(args, stdout):
         with planning():  # validates every argument before any file is touched
             plan = fn(shape, **kwargs)
     directory = os.path.dirname(os.path.abspath(args.out))
+    if streamed:
+        _check_disk(directory, n * dtype.itemsize, f"--shape {' '.join(map(str, shape))}")
     fd, tmp = tempfile.mkstemp(prefix=".weightinit-", suffix=".npy.part", dir=directory)
     os.close(fd)
     try:
@@ -138,6 +159,72 @@ def _generate(args, stdout):
     print(f"wrote {args.out}: {args.scheme} {shape} {dtype.name} seed={kwargs['seed']}",
           file=stdout)
     return 0
+
+
+def _generate_zarr(args, stdout):
+    """``generate --zarr PATH``: :func:`weightinit.dask.write_zarr` with a progress bar. The
+    array is written in PATH.part and renamed to PATH when complete; an interrupted write is
+    resumed by the same command; an existing PATH is never replaced."""
+    import importlib.util
+
+    try:
+        from . import dask as D
+    except ImportError as e:
+        raise MissingDependencyError(str(e)) from e
+    if importlib.util.find_spec("zarr") is None:
+        raise MissingDependencyError('generate --zarr needs zarr, which is not installed. '
+                                     'Install it with: pip install "weightinit[dask]"')
+    from ._validate import check_shape
+
+    shape = check_shape(tuple(args.shape))
+    dtype = np.dtype(args.dtype)
+    directory = os.path.dirname(os.path.abspath(args.zarr))
+    if not os.path.isdir(directory):
+        raise ValueError(f"--zarr {args.zarr}: the directory {directory} does not exist.")
+    part = args.zarr.rstrip("/" + os.sep) + ".part"
+    written = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(part) for f in fs)
+    _check_disk(directory, math.prod(shape) * dtype.itemsize - written,
+                f"--shape {' '.join(map(str, shape))}")
+    bars = []
+
+    def progress(done, total):
+        if not bars:
+            bars.append(Progress(total, "generate", enabled=not args.no_progress))
+        bars[0].update(done)
+
+    try:
+        info = D.write_zarr(args.zarr, shape, args.scheme, seed=args.seed, dtype=dtype,
+                            layout=args.layout, chunk_bytes=max(1, int(args.chunk_mib * 2**20)),
+                            progress=progress, **dict(args.param))
+    except KeyboardInterrupt:
+        if bars:
+            bars.pop().close()
+        if os.path.isdir(part):
+            print(f"weightinit generate: the chunks written so far are kept in {part}; run "
+                  "the same command again to resume", file=sys.stderr)
+        raise
+    finally:
+        if bars:
+            bars[0].close()
+    resumed = (f", resumed after {info['resumed_from']} of {info['chunks_total']} chunks"
+               if info["resumed_from"] else "")
+    print(f"wrote {info['path']}: {args.scheme} {shape} {dtype.name} seed={info['seed']} "
+          f"(zarr, {info['chunks_total']} chunks of {list(info['chunks'])}{resumed})",
+          file=stdout)
+    return 0
+
+
+def _check_disk(directory, nbytes, what):
+    """Refuse before writing if ``directory``'s file system has less than ``nbytes`` free (a
+    memory-mapped write would otherwise die of SIGBUS when the disk fills)."""
+    try:
+        free = shutil.disk_usage(directory).free
+    except OSError:
+        return  # a missing directory is reported where the file is created
+    if nbytes > free:
+        raise ValueError(
+            f"{what}: the file needs {nbytes / 2**30:.2f} GiB but only {free / 2**30:.2f} GiB is "
+            f"free in {directory}. Write it to a larger disk or use a smaller shape.")
 
 
 def _publish(tmp, path):
@@ -167,6 +254,9 @@ def _warmup(args, stdout):
             R.normal(n, seed=0, dtype=dtype)
             R.truncated_normal(n, seed=0, dtype=dtype)
             R.truncated_normal(n, 0.0, 1.0, -5.0, 5.0, seed=0, dtype=dtype)
+    for n in (8, 1 << 16):  # `weightinit stream`: raw words and the normal PIT
+        R.words(n, seed=0)
+        R._normal_pit_words(R.normal(n, seed=0, dtype=np.float64))
     if not args.quiet:
         print(f"compiled or loaded every kernel in {time.perf_counter() - t0:.1f} s", file=stdout)
     return 0
@@ -301,9 +391,11 @@ def _theory_parser(sub):
 
 def _figures_parser(sub):
     f = sub.add_parser(
-        "figures", help="regenerate the figures of docs/simulation.md and their numbers.json",
-        description="Run every simulation behind docs/simulation.md and write its figures and "
-        "numbers.json (the key per-layer statistics and theory values quoted by the docs).")
+        "figures", help="regenerate the figures of docs/simulation.md and docs/frameworks.md "
+        "and their numbers.json",
+        description="Run every simulation behind docs/simulation.md (and the LSUV figure of "
+        "docs/frameworks.md) and write the figures and numbers.json (the key per-layer "
+        "statistics and theory values quoted by the docs).")
     f.add_argument("--out", default=os.path.join("docs", "figures"),
                    help="output directory (created if missing; default docs/figures)")
     _progress_args(f)
@@ -587,6 +679,9 @@ FIGURE_SIZES = {
     "theory_width": 1000,
     "theory_samples": 500,
     "phase_resolution": 60,
+    "lsuv_depth": 30,           # LSUV figure (docs/frameworks.md)
+    "lsuv_width": 256,
+    "lsuv_samples": 1024,
 }
 _FIG_SEED = 0
 
@@ -844,11 +939,55 @@ def _fig_theory(ctx):
                            "resolution": sz["phase_resolution"]}}
 
 
-#: (key in numbers.json, builder), in the order of docs/simulation.md.
+def _fig_lsuv(ctx):
+    """Pre-activation variance per layer: plain schemes against LSUV (docs/frameworks.md)."""
+    from .lsuv import forward_variances, layer_seed, lsuv
+
+    sz, P = ctx.sizes, ctx.plotting
+    depth, width, n = sz["lsuv_depth"], sz["lsuv_width"], sz["lsuv_samples"]
+    # Calibration batch (LSUV sees it) and a held-out batch (every curve is measured on it).
+    x = R.normal((n, width), seed=_FIG_SEED, dtype=np.float64)
+    x_test = R.normal((n, width), seed=_FIG_SEED + 1, dtype=np.float64)
+    shape = (width, width)
+    panels, runs = [], []
+    for act in ("relu", "tanh", "selu"):
+        curves = []
+        for scheme in ("glorot_normal", "he_normal", "lecun_normal"):
+            ws = [_init.get(scheme)(shape, layout="keras", dtype=np.float64,
+                                    seed=layer_seed(_FIG_SEED, layer)) for layer in range(depth)]
+            var = forward_variances(ws, act, x_test)
+            curves.append((scheme, var))
+            runs.append({"label": f"{act}, {scheme}", "activation": act, "scheme": scheme,
+                         "layers": {"var": _sig_list(var)}})
+        r = lsuv([np.empty(shape)] * depth, act, x, seed=_FIG_SEED)
+        var = forward_variances(r.weights, act, x_test)
+        curves.append(("LSUV", var, {"color": "k", "linestyle": "-", "linewidth": 2.2}))
+        runs.append({"label": f"{act}, LSUV", "activation": act, "scheme": "lsuv",
+                     "converged": all(r.converged),
+                     "layers": {"var": _sig_list(var), "var_calibration": _sig_list(r.variances),
+                                "scale": _sig_list(r.scales), "iterations": r.iterations}})
+        panels.append((act, curves))
+    fig = P.variance_by_depth(panels, title=(
+        f"Pre-activation variance per layer, plain schemes vs LSUV (tol 0.1, at most 10 steps)\n"
+        f"({depth} layers of {width} units, no bias; measured on {n} held-out N(0, 1) inputs)"))
+    return {"files": [ctx.save("lsuv.png", fig)],
+            "description": "Pre-activation variance Var(h W) per layer on a held-out batch for "
+            "glorot_normal, he_normal and lecun_normal weights (seed layer_seed(0, l) for layer "
+            "l; glorot_normal = lecun_normal for square layers) and for LSUV (orthonormal "
+            "pre-initialisation with the same seeds, then each layer scaled to variance 1 on "
+            "a calibration batch). var_calibration: LSUV's final variances on its calibration "
+            "batch; scale: the factor LSUV applied to each orthonormal matrix.",
+            "settings": {"depth": depth, "width": width, "samples": n, "bias": 0.0,
+                         "tol": 0.1, "max_iter": 10, "calibration_seed": _FIG_SEED,
+                         "held_out_seed": _FIG_SEED + 1, "dtype": "float64"},
+            "runs": runs}
+
+
+#: (key in numbers.json, builder), in the order of docs/simulation.md, then docs/frameworks.md.
 FIGURES = [("zeros_constant", _fig_zeros), ("sigmoid_classic", _fig_classic),
            ("xavier", _fig_xavier), ("relu_glorot_vs_he", _fig_relu),
            ("tanh_orthogonal_vs_glorot", _fig_orthogonal), ("selu_lecun", _fig_selu),
-           ("one_layer", _fig_one_layer), ("tanh_theory", _fig_theory)]
+           ("one_layer", _fig_one_layer), ("tanh_theory", _fig_theory), ("lsuv", _fig_lsuv)]
 
 
 def _figures(args, stdout):
@@ -881,14 +1020,225 @@ def _figures(args, stdout):
     return 0
 
 
+# ============================================================================= stream
+_STREAM_CHUNK = 1 << 18  # words per write: 1 MiB
+_STREAM_DISTRIBUTIONS = ("uniform32", "float32-uniform", "normal-pit")
+
+
+def _stream_parser(sub):
+    s = sub.add_parser(
+        "stream", help="write raw generator output (uint32 words) to stdout for test batteries",
+        description="Write generator output as binary little-endian uint32 words to stdout, e.g. "
+                    "`weightinit stream --seed 1 | dieharder -a -g 200`. uniform32: the raw "
+                    "Philox words of the uniform stream; float32-uniform: the 24 bits of each "
+                    "float32 U[0, 1) value, four values packed into three words; normal-pit: "
+                    "float64 N(0, 1) values z as floor(2**32 * Phi(z)).")
+    s.add_argument("--seed", type=int, required=True, help="0 <= seed < 2**64")
+    s.add_argument("--distribution", default="uniform32", choices=_STREAM_DISTRIBUTIONS)
+    s.add_argument("--count", type=_nonneg_int, default=None,
+                   help="number of words to write (default: endless)")
+    s.add_argument("--offset", type=_nonneg_int, default=0, help="index of the first word")
+
+
+def _stream_words(distribution, seed, start, n):
+    """Words ``start .. start + n - 1`` (n >= 1) of a ``weightinit stream`` distribution."""
+    if distribution == "uniform32":
+        return R.words(n, seed=seed, offset=start)
+    if distribution == "normal-pit":
+        return R._normal_pit_words(R.normal(n, seed=seed, dtype=np.float64, offset=start))
+    # float32-uniform: every value is k * 2**-24 with k a 24-bit integer; values 4g..4g+3 fill
+    # words 3g..3g+2, most significant bits first, so every bit of every value is tested.
+    g0, g1 = start // 3, -(-(start + n) // 3)
+    u = R.uniform(4 * (g1 - g0), seed=seed, offset=4 * g0)
+    k = (u * np.float32(2**24)).astype(np.uint32).reshape(-1, 4)
+    w = np.empty((g1 - g0, 3), np.uint32)
+    w[:, 0] = (k[:, 0] << 8) | (k[:, 1] >> 16)
+    w[:, 1] = ((k[:, 1] & 0xFFFF) << 16) | (k[:, 2] >> 8)
+    w[:, 2] = ((k[:, 2] & 0xFF) << 24) | k[:, 3]
+    return w.reshape(-1)[start - 3 * g0:][:n]
+
+
+def _stream(args, stdout):
+    seed = _check_seed(args.seed)
+    end = None if args.count is None else args.offset + args.count
+    if end:  # validate the far end before writing anything
+        _stream_words(args.distribution, seed, end - 1, 1)
+    out = getattr(stdout, "buffer", stdout)  # binary: sys.stdout.buffer, or a bytes stream
+    if getattr(out, "isatty", lambda: False)():
+        raise ValueError("refusing to write binary words to a terminal; pipe them into a test "
+                         "battery or redirect to a file")
+    pos = args.offset
+    try:
+        while end is None or pos < end:
+            n = _STREAM_CHUNK if end is None else min(_STREAM_CHUNK, end - pos)
+            out.write(np.ascontiguousarray(
+                _stream_words(args.distribution, seed, pos, n), dtype="<u4").data)
+            pos += n
+        out.flush()
+    except BrokenPipeError:  # the reader closed the pipe (a battery that has enough): success
+        if out is getattr(sys.stdout, "buffer", None):
+            # Route the interpreter's final flush of stdout to /dev/null, or it reports the
+            # broken pipe again on exit.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+        return 0
+    except KeyboardInterrupt:
+        print(f"\nweightinit stream: interrupted after {pos - args.offset} words", file=sys.stderr)
+        return 130
+    return 0
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that the same clean-up removes every temporary file."""
+
+
+def _raise_terminated(signum, frame):
+    raise _Terminated()
+
+
+def _handle_sigterm():
+    """Turn SIGTERM into :class:`_Terminated` while a command runs; return a function that undoes it.
+
+    Only from the main thread and only if SIGTERM still has its default action (an embedding
+    program's own handler is left alone).
+    """
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL):
+        return lambda: None
+    signal.signal(signal.SIGTERM, _raise_terminated)
+    return lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+# ============================================================================= sweep
+def _sweep_parser(sub):
+    s = sub.add_parser(
+        "sweep", help="simulate a (sigma_w, sigma_b) grid on dask.distributed: the simulated "
+        "phase diagram beside the mean-field one",
+        description="Simulate a deep MLP (weights N(0, sigma_w^2/width), biases N(0, "
+        "sigma_b^2), forward and backward) at every point of a (sigma_w, sigma_b) grid, as "
+        "tasks of a dask.distributed cluster (a local cluster of --workers single-threaded "
+        "processes, or --scheduler ADDRESS). Measures chi1 from the gradient's growth per "
+        "layer and the last layer's q, beside mean-field theory. Grids: START:STOP:COUNT "
+        "(inclusive, like numpy.linspace), comma-separated values, or one value. Needs the "
+        "dask extra.")
+    s.add_argument("--activation", default="tanh", help="activation (default tanh)")
+    s.add_argument("--sigma-w", required=True, metavar="GRID",
+                   help="weight scales, e.g. 0.5:4:64")
+    s.add_argument("--sigma-b", default="0", metavar="GRID", help="bias scales (default 0)")
+    s.add_argument("--depth", type=_positive_int, default=50, help="layers (default 50)")
+    s.add_argument("--width", type=_positive_int, default=256,
+                   help="units per layer and input features (default 256)")
+    s.add_argument("--samples", type=_positive_int, default=100, help="inputs (default 100)")
+    s.add_argument("--seed", type=_nonneg_int, default=0,
+                   help="default 0 (the same for every point)")
+    s.add_argument("--dtype", default="float32", choices=("float32", "float64"))
+    s.add_argument("--slope", type=_finite_float, default=0.01,
+                   help="negative slope of leaky_relu (default 0.01)")
+    where = s.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=_positive_int, default=None,
+                       help="worker processes of the local cluster (default: the CPU count)")
+    where.add_argument("--scheduler", metavar="ADDRESS",
+                       help="use a running dask scheduler instead, e.g. tcp://10.0.0.1:8786 "
+                       "(its workers need weightinit installed)")
+    s.add_argument("--out", metavar="PATH",
+                   help="write every result to a zarr group (a directory, written atomically; "
+                   "an existing PATH is never replaced)")
+    s.add_argument("--plot", metavar="PATH",
+                   help="figure: simulated phase diagram beside the mean-field one")
+    _progress_args(s)
+
+
+def _sweep(args, stdout):
+    import importlib.util
+
+    from . import simulation as S
+    from . import sweep as SW
+    from ._validate import check_choice
+
+    check_choice("activation", args.activation, S.ACTIVATIONS)
+    sws = SW.parse_grid(args.sigma_w, "--sigma-w")
+    sbs = SW.parse_grid(args.sigma_b, "--sigma-b")
+    _check_outputs(plot=args.plot)
+    if args.out is not None:
+        directory = os.path.dirname(os.path.abspath(args.out))
+        if not os.path.isdir(directory):
+            raise ValueError(f"--out {args.out}: the directory {directory} does not exist.")
+        if os.path.lexists(args.out):
+            raise ValueError(f"--out {args.out} already exists; remove it or choose another "
+                             "path.")
+    for module in ("distributed", "zarr"):
+        if importlib.util.find_spec(module) is None:
+            raise MissingDependencyError(
+                f'weightinit sweep needs {module}, which is not installed. Install it with: '
+                'pip install "weightinit[dask]"')
+    plotting = _plotting() if args.plot else None
+    fmt = plotting.check_path(args.plot) if args.plot else None
+    bar = Progress(sws.size * sbs.size, "sweep", enabled=_want_progress(args))
+    try:
+        result = SW.sweep(args.activation, sws, sbs, depth=args.depth, width=args.width,
+                          samples=args.samples, seed=args.seed, dtype=args.dtype,
+                          slope=args.slope, workers=args.workers, scheduler=args.scheduler,
+                          progress=lambda done, total: bar.update(done))
+    finally:
+        bar.close()
+    _print_sweep(result, stdout)
+    outputs = _Outputs()
+    try:
+        if args.plot:
+            note = (f"{result.depth} layers of {result.width} units, {result.samples} samples, "
+                    f"seed {result.seed}, {result.dtype}")
+            fig = plotting.sweep_phase_diagrams(result.activation, result.sigma_w,
+                                                result.sigma_b, result.chi1_sim,
+                                                result.chi1_theory, note=note)
+            outputs.figure(plotting, fig, args.plot, fmt)
+        if args.out is not None:
+            result.to_zarr(args.out)
+        outputs.publish()
+    finally:
+        outputs.discard()
+    for path in ([args.out] if args.out else []) + outputs.published:
+        print(f"wrote {path}", file=stdout)
+    return 0
+
+
+def _print_sweep(result, stdout):
+    """Settings, timing, agreement with theory and the edge of chaos per sigma_b."""
+    n = result.sigma_w.size * result.sigma_b.size
+    print(f"# sweep: {result.activation}, {result.sigma_w.size} sigma_w x {result.sigma_b.size} "
+          f"sigma_b = {n} points, {result.depth} layers of {result.width} units, "
+          f"{result.samples} samples, seed {result.seed}, {result.dtype}", file=stdout)
+    print(f"# {result.workers} workers: {result.wall:.1f} s wall, "
+          f"{np.nanmean(result.seconds):.2f} s per point on a worker", file=stdout)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        err = np.abs(np.log(result.chi1_sim / result.chi1_theory))
+    ok = np.isfinite(err)
+    if ok.any():
+        print(f"# |log(chi1 simulated / mean field)|: median {np.median(err[ok]):.3g}, max "
+              f"{err[ok].max():.3g} over {int(ok.sum())} points with an estimate", file=stdout)
+    sim, theo = result.critical_sigma_w("sim"), result.critical_sigma_w("theory")
+    print(f"{'sigma_b':>10}{'edge of chaos sigma_w: simulated':>34}{'mean field':>12}",
+          file=stdout)
+    for sb, a, b in zip(result.sigma_b, sim, theo):
+        print(f"{sb:>10.4g}{_fmt_or_none(a):>34}{_fmt_or_none(b):>12}", file=stdout)
+
+
+def _fmt_or_none(v):
+    return "-" if not math.isfinite(v) else f"{v:.4g}"
+
+
 def main(argv=None, stdout=None):
     """Entry point; returns the exit status (2 for bad arguments, 1 when matplotlib is missing
-    for a figure, 130 on Ctrl-C)."""
+    for a figure, 130 on Ctrl-C, 143 on SIGTERM). Interrupted or terminated, a command leaves no
+    output file and no temporary file behind (``generate --zarr`` keeps ``PATH.part`` to
+    resume)."""
     stdout = stdout or sys.stdout
     args = _parser().parse_args(argv)
+    restore = _handle_sigterm()
     try:
         return {"describe": _describe, "generate": _generate, "warmup": _warmup,
-                "simulate": _simulate, "theory": _theory, "figures": _figures}[args.command](
+                "simulate": _simulate, "theory": _theory, "figures": _figures,
+                "stream": _stream, "sweep": _sweep}[args.command](
             args, stdout)
     except (ValueError, TypeError) as e:
         print(f"weightinit {args.command}: error: {e}", file=sys.stderr)
@@ -900,6 +1250,9 @@ def main(argv=None, stdout=None):
         print(f"weightinit {args.command}: error: {e.strerror or e}: {e.filename or ''}",
               file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"\nweightinit {args.command}: interrupted; no output written", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        what, code = ("terminated", 143) if isinstance(e, _Terminated) else ("interrupted", 130)
+        print(f"\nweightinit {args.command}: {what}; no output written", file=sys.stderr)
+        return code
+    finally:
+        restore()

@@ -106,6 +106,11 @@ def _params(kind, dtype, a, b, c, d):
         if not (high - low) <= float(np.finfo(dtype).max):
             raise ValueError(f"`high - low` exceeds the {dtype} range. Received: low={a!r}, "
                              f"high={b!r}. Narrow the interval.")
+        if not t(low) < t(high):  # else the only value left would be t(high), possibly >= high
+            raise ValueError(
+                f"`low` and `high` round to the same {dtype} value {float(t(low))!r}: the "
+                f"interval is too narrow for {dtype}. Received: low={a!r}, high={b!r}. Widen "
+                "it or use dtype=float64.")
         top = np.nextafter(t(high), t(low))  # float rounding must never reach `high`
         return _k.UNIFORM, (t(low), t(high) - t(low), top, t(0), t(0), t(0), t(0), t(0))
     mean, std = V.check_real("mean", a), V.check_real("std", b, nonnegative=True)
