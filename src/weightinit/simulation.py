@@ -223,8 +223,9 @@ def simulate(depth=None, width=None, *, activation="tanh", scheme=_UNSET, std=No
     depth = len(widths)
     dims = [input_dim] + widths
     big = max(dims)
-    fwd, bwd = K.KERNELS[activation]
+    fwd, bwd = K.KERNELS[activation, dtype.name]
     slope = V.check_real("slope", slope)
+    kslope = dtype.type(slope)  # the kernels compute in the simulation's dtype
     if backward:
         checkpoint = max(1, round(math.sqrt(depth))) if checkpoint is None else V.check_int(
             "checkpoint", checkpoint, low=1)
@@ -288,7 +289,7 @@ def simulate(depth=None, width=None, *, activation="tanh", scheme=_UNSET, std=No
             z = out + bvec if keep_z else None
         lo, hi = HIST_RANGE.get(activation, (0.0, 0.0))  # a fixed range: count in the same pass
         with LOCK:
-            fwd(out, bvec, slope, sat_lo, sat_hi, part[:, :, :n_out], lo, hi,
+            fwd(out, bvec, kslope, sat_lo, sat_hi, part[:, :, :n_out], lo, hi,
                 hpart if (hi > lo and not keep_z) else no_hist)
         return z
 
@@ -319,7 +320,7 @@ def simulate(depth=None, width=None, *, activation="tanh", scheme=_UNSET, std=No
     if backward:
         grad_var, grad_norm = _backward(
             h, saved, checkpoint, depth, dims, samples, dtype, seed, layer_forward, draw_weights,
-            wbuf, bwd, slope, report)
+            wbuf, bwd, kslope, report)
     mean, var = stats["mean"], stats["var"]
     return SimulationResult(
         activation=activation, scheme=scheme if std is None else f"normal(std={std:g})",

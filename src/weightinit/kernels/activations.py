@@ -1,11 +1,18 @@
-"""Activation functions and their derivatives as Numba scalar functions (float64 arithmetic).
+"""Activation functions and their derivatives as Numba scalar functions, float64 and float32.
 
 The one definition used by the simulation kernels and by the mean-field theory. ``exp``/``expm1``
-are branch-free polynomials (Cody-Waite reduction, degree-13 Taylor on |r| <= ln2/2, error below
-2 ulp), so loops over them vectorise; libm has no vector form in this Numba build.
+are branch-free polynomials (Cody-Waite reduction, Taylor polynomial on |r| <= ln2/2: degree 13
+in float64, 8 in float32, error below 2 ulp), so loops over them vectorise; libm has no vector
+form in this Numba build.
+
+Every function is written once, with its constants as module globals. The float64 versions are
+the module-level functions themselves; :data:`FLOAT32` holds copies of the same code compiled
+against float32 constants (see :func:`_specialise`), so that a float32 simulation computes in
+float32 throughout (twice the SIMD lanes) instead of widening every value to float64.
 """
 
 import math
+import types as pytypes
 
 import numpy as np
 from llvmlite import ir
@@ -22,12 +29,6 @@ SELU_LAMBDA = 1.0507009873554804934193349852946
 SELU_ALPHA = 1.6732632423543772848170429916717
 
 _INLINE = dict(inline="always", error_model="numpy", fastmath={"contract"})
-_LN2_HI = 6.93147180369123816490e-01  # Cody-Waite split of ln 2 (fdlibm)
-_LN2_LO = 1.90821492927058770002e-10
-_INV_LN2 = 1.0 / math.log(2.0)
-_EXPM1_C = tuple(1.0 / math.factorial(k) for k in range(13, 0, -1))  # 1/13!, ..., 1/1!
-_SQRT1_2 = math.sqrt(0.5)
-_INV_SQRT2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
 @intrinsic
@@ -38,22 +39,69 @@ def _i64_as_f64(typingctx, x):
     return types.float64(types.int64), codegen
 
 
+@intrinsic
+def _i32_as_f32(typingctx, x):
+    """The float32 whose bits are the low 32 bits of the int64 ``x`` (Numba widens int32
+    arithmetic to int64)."""
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(builder.trunc(args[0], ir.IntType(32)), ir.FloatType())
+
+    return types.float32(types.int64), codegen
+
+
+def _constants(dtype):
+    """The constants of the code below, as values of ``dtype``."""
+    f = np.dtype(dtype).type
+    wide = f is np.float64
+    values = dict(
+        _ZERO=0.0, _HALF=0.5, _ONE=1.0, _TWO=2.0, _MINUS_TWO=-2.0, _FOUR=4.0,
+        _SELU_L=SELU_LAMBDA, _SELU_LA=SELU_LAMBDA * SELU_ALPHA,
+        _SQRT1_2=math.sqrt(0.5), _INV_SQRT2PI=1.0 / math.sqrt(2.0 * math.pi),
+        _INV_LN2=1.0 / math.log(2.0),
+        # Cody-Waite split of ln 2 (fdlibm / Cephes expf): n * _LN2_HI is exact.
+        _LN2_HI=6.93147180369123816490e-01 if wide else 0.693359375,
+        _LN2_LO=1.90821492927058770002e-10 if wide else -2.12194440e-4,
+        # Keep 2**n finite and normal.
+        _EXP_LO=-708.0 if wide else -87.0, _EXP_HI=709.0 if wide else 88.0,
+    )
+    consts = {k: f(v) for k, v in values.items()}
+    degree = 13 if wide else 8
+    consts["_EXPM1_C"] = tuple(f(1.0 / math.factorial(k)) for k in range(degree, 0, -1))
+    return consts
+
+
+globals().update(_constants(np.float64))
+
+
+@njit(**_INLINE)
+def _pow2_f64(n):  # 2**n for an integral float64 n in [-1022, 1023]
+    return _i64_as_f64(np.int64(n + 1023.0) << np.int64(52))
+
+
+@njit(**_INLINE)
+def _pow2_f32(n):  # 2**n for an integral float32 n in [-126, 127]
+    return _i32_as_f32(np.int64(n + np.float32(127.0)) << np.int64(23))
+
+
+_pow2 = _pow2_f64
+
+
 @njit(**_INLINE)
 def _reduce(x):
     """x = n ln2 + r with |r| <= ln2/2; returns (2**n, expm1(r))."""
-    x = min(max(x, -708.0), 709.0)
-    n = math.floor(x * _INV_LN2 + 0.5)
+    x = min(max(x, _EXP_LO), _EXP_HI)
+    n = np.floor(x * _INV_LN2 + _HALF)
     r = (x - n * _LN2_HI) - n * _LN2_LO
-    p = _EXPM1_C[0]
-    for k in range(1, 13):
-        p = p * r + _EXPM1_C[k]
-    scale = _i64_as_f64(np.int64(n + 1023.0) << np.int64(52))
-    return scale, p * r
+    c = _EXPM1_C
+    p = c[0]
+    for k in range(1, len(c)):
+        p = p * r + c[k]
+    return _pow2(n), p * r
 
 
 @njit(**_INLINE)
 def exp(x):
-    """e**x for float64 x (saturates below e**-708 and above e**709)."""
+    """e**x (saturates below e**-708 and above e**709 in float64, e**-87 and e**88 in float32)."""
     s, m = _reduce(x)
     return s * m + s
 
@@ -62,65 +110,67 @@ def exp(x):
 def expm1(x):
     """e**x - 1, accurate for small |x|."""
     s, m = _reduce(x)
-    return s * m + (s - 1.0)
+    return s * m + (s - _ONE)
 
 
 @njit(**_INLINE)
 def _sigmoid(z):
-    return 1.0 / (1.0 + exp(-z))
+    return _ONE / (_ONE + exp(-z))
 
 
 @njit(**_INLINE)
 def activation(code, z, slope):
-    """phi(z) for activation ``code`` (``slope``: leaky_relu's negative slope)."""
+    """phi(z) for activation ``code`` (``slope``: leaky_relu's negative slope, of z's type)."""
     if code == TANH:
-        e = expm1(-2.0 * abs(z))
-        t = -e / (e + 2.0)
-        return t if z >= 0 else -t
+        e = expm1(_MINUS_TWO * abs(z))
+        t = -e / (e + _TWO)
+        return t if z >= _ZERO else -t
     if code == SIGMOID:
         return _sigmoid(z)
     if code == RELU:
-        return max(z, 0.0)
+        return max(z, _ZERO)
     if code == LEAKY_RELU:
-        return z if z > 0 else slope * z
+        return z if z > _ZERO else slope * z
     if code == ELU:
-        return z if z > 0 else expm1(min(z, 0.0))
+        return z if z > _ZERO else expm1(min(z, _ZERO))
     if code == SELU:
-        return SELU_LAMBDA * (z if z > 0 else SELU_ALPHA * expm1(min(z, 0.0)))
+        return _SELU_L * z if z > _ZERO else _SELU_LA * expm1(min(z, _ZERO))
     if code == GELU:
-        return 0.5 * z * math.erfc(-z * _SQRT1_2)
+        return _HALF * z * math.erfc(-z * _SQRT1_2)
     if code == SILU:
         return z * _sigmoid(z)
     if code == SOFTPLUS:
-        return max(z, 0.0) + math.log1p(exp(-abs(z)))
+        return max(z, _ZERO) + math.log1p(exp(-abs(z)))
     return z
 
 
 @njit(**_INLINE)
 def derivative(code, z, slope):
     """phi'(z) for activation ``code``."""
-    if code == TANH:
-        t = activation(TANH, z, slope)
-        return 1.0 - t * t
-    if code == SIGMOID:
-        s = _sigmoid(z)
-        return s * (1.0 - s)
+    if code == TANH:  # 1 - tanh^2 = 4u / (1 + u)^2 with u = e^(-2|z|): no cancellation
+        u = exp(_MINUS_TWO * abs(z))
+        v = _ONE + u
+        return _FOUR * u / (v * v)
+    if code == SIGMOID:  # s (1 - s) = e / (1 + e)^2 with e = e^(-|z|)
+        e = exp(-abs(z))
+        v = _ONE + e
+        return e / (v * v)
     if code == RELU:
-        return 1.0 if z > 0 else 0.0
+        return _ONE if z > _ZERO else _ZERO
     if code == LEAKY_RELU:
-        return 1.0 if z > 0 else slope
+        return _ONE if z > _ZERO else slope
     if code == ELU:
-        return 1.0 if z > 0 else exp(min(z, 0.0))
+        return _ONE if z > _ZERO else exp(min(z, _ZERO))
     if code == SELU:
-        return SELU_LAMBDA * (1.0 if z > 0 else SELU_ALPHA * exp(min(z, 0.0)))
+        return _SELU_L if z > _ZERO else _SELU_LA * exp(min(z, _ZERO))
     if code == GELU:
-        return 0.5 * math.erfc(-z * _SQRT1_2) + z * _INV_SQRT2PI * exp(-0.5 * z * z)
+        return _HALF * math.erfc(-z * _SQRT1_2) + z * _INV_SQRT2PI * exp(-_HALF * z * z)
     if code == SILU:
         s = _sigmoid(z)
-        return s * (1.0 + z * (1.0 - s))
+        return s * (_ONE + z * (_ONE - s))
     if code == SOFTPLUS:
         return _sigmoid(z)
-    return 1.0
+    return _ONE
 
 
 @njit(cache=True, error_model="numpy", fastmath={"contract"})
@@ -131,3 +181,21 @@ def apply(code, z, slope, derivative_order, out):
             out[i] = activation(code, z[i], slope)
         else:
             out[i] = derivative(code, z[i], slope)
+
+
+def _specialise(dtype):
+    """Copies of the scalar functions above bound to ``dtype``'s constants: a namespace with
+    ``activation`` and ``derivative`` (inlined into the kernels that call them)."""
+    env = dict(globals(), **_constants(dtype), _pow2=_pow2_f32 if dtype == np.float32 else _pow2_f64)
+    ns = pytypes.SimpleNamespace()
+    for name in ("_reduce", "exp", "expm1", "_sigmoid", "activation", "derivative"):
+        py = globals()[name].py_func
+        fn = pytypes.FunctionType(py.__code__, env, name)
+        fn.__qualname__ = f"{name}_{np.dtype(dtype).name}"
+        env[name] = njit(**_INLINE)(fn)
+        setattr(ns, name, env[name])
+    return ns
+
+
+#: The scalar functions per dtype name ("float64" is this module's own functions).
+BY_DTYPE = {"float64": _specialise(np.float64), "float32": _specialise(np.float32)}

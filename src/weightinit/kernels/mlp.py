@@ -1,7 +1,9 @@
 """Simulation kernels: fused bias + activation + per-layer statistics, histogram, backward step.
 
-Each kernel is specialised per activation (the activation bound as a global, as in ``fill``), so
-the inner loop over units has no branch on the activation and vectorises. Rows (samples) are
+Each kernel is specialised per activation and dtype (the activation code and that dtype's
+scalar functions bound as globals, as in ``fill``), so the inner loop over units has no branch
+on the activation and vectorises, and float32 runs compute activations in float32 (the
+statistics are accumulated in float64 for either dtype). Rows (samples) are
 split into fixed chunks of ``CHUNK`` rows, processed in parallel; every chunk accumulates
 per-unit partial sums in its own row of a partials array, and the caller reduces them. The
 chunking does not depend on the thread count, so results are identical for any number of
@@ -26,8 +28,9 @@ N_STATS = 6
 COUNT_BASE = 128
 
 _JIT = dict(cache=True, error_model="numpy", fastmath={"contract"}, nogil=True)
-# Bound per activation by ``_specialise``: the code (a compile-time constant) and row kernels.
-_code = _forward_rows = _backward_rows = None
+# Bound per activation and dtype by ``_specialise``: the code (a compile-time constant), the
+# scalar activation and derivative of the dtype, and the row kernels.
+_code = _act = _deriv = _forward_rows = _backward_rows = None
 
 
 U64 = np.uint64
@@ -55,12 +58,12 @@ def _forward_rows_py(z, bias, slope, sat_lo, sat_hi, p, r0, r1, lo, hi, h):
         for r in range(r0, r1):
             zr = z[r]
             for j in range(j0, j1):
-                x = np.float64(zr[j]) + np.float64(bias[j])
-                zr[j] = A.activation(_code, x, slope)
+                x = zr[j] + bias[j]
+                zr[j] = _act(_code, x, slope)
                 a = np.float64(zr[j])  # statistics of the stored (rounded) value
                 ok = math.isfinite(a)
                 af = a if ok else 0.0
-                xf = x if math.isfinite(x) else 0.0
+                xf = np.float64(x) if math.isfinite(x) else 0.0
                 sa[j] += af
                 sa2[j] += af * af
                 sz2[j] += xf * xf
@@ -90,7 +93,8 @@ def _count(values, lo, hi, h):
 
 
 def _forward_py(z, bias, slope, sat_lo, sat_hi, part, lo, hi, hpart):
-    """In place: ``z[r, j] <- phi(z[r, j] + bias[j])``; per-chunk, per-unit statistics in ``part``
+    """In place: ``z[r, j] <- phi(z[r, j] + bias[j])`` (``bias`` and ``slope`` of z's dtype);
+    per-chunk, per-unit statistics in ``part``
     of shape (n_chunks, N_STATS, width), and per-chunk histograms over [lo, hi] in ``hpart``
     (n_chunks, 4, bins) unless it has zero bins. Non-finite activations are counted and left out
     of the sums, extremes and histogram."""
@@ -120,7 +124,7 @@ def _backward_rows_py(g, z, slope, r0, r1):
         gr = g[r]
         zr = z[r]
         for j in range(width):
-            gr[j] = np.float64(gr[j]) * A.derivative(_code, np.float64(zr[j]), slope)
+            gr[j] = gr[j] * _deriv(_code, zr[j], slope)
 
 
 def _backward_py(g, z, slope):
@@ -139,14 +143,19 @@ def _copy(py, name, env):
     return fn
 
 
-def _specialise(name):
-    """Forward and backward kernels for one activation, each a cached module-level function."""
-    env = dict(globals(), _code=A.CODES[name])
-    env["_forward_rows"] = njit(**_JIT)(_copy(_forward_rows_py, f"forward_rows_{name}", env))
-    env["_backward_rows"] = njit(**_JIT)(_copy(_backward_rows_py, f"backward_rows_{name}", env))
-    return (njit(parallel=True, **_JIT)(_copy(_forward_py, f"forward_{name}", env)),
-            njit(parallel=True, **_JIT)(_copy(_backward_py, f"backward_{name}", env)))
+def _specialise(name, dtype):
+    """Forward and backward kernels for one activation and dtype, each a cached module-level
+    function."""
+    scalar = A.BY_DTYPE[dtype]
+    env = dict(globals(), _code=A.CODES[name], _act=scalar.activation, _deriv=scalar.derivative)
+    tag = f"{name}_{dtype}"
+    env["_forward_rows"] = njit(**_JIT)(_copy(_forward_rows_py, f"forward_rows_{tag}", env))
+    env["_backward_rows"] = njit(**_JIT)(_copy(_backward_rows_py, f"backward_rows_{tag}", env))
+    return (njit(parallel=True, **_JIT)(_copy(_forward_py, f"forward_{tag}", env)),
+            njit(parallel=True, **_JIT)(_copy(_backward_py, f"backward_{tag}", env)))
 
 
-KERNELS = {name: _specialise(name) for name in A.CODES}
+#: (forward, backward) kernels per (activation name, dtype name).
+KERNELS = {(name, dtype): _specialise(name, dtype) for name in A.CODES
+           for dtype in ("float32", "float64")}
 histogram = njit(parallel=True, **_JIT)(_histogram_py)
