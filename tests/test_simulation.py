@@ -199,3 +199,31 @@ def test_bad_input(kwargs, match):
 def test_too_large_fails_before_allocating():
     with pytest.raises(MemoryError, match="GiB"):
         simulate(2, 2**20, samples=2**20)
+
+
+@pytest.mark.parametrize("activation", sorted(PHI))
+def test_float32_kernels_compute_activations_to_float32_accuracy(activation):
+    # float32 runs evaluate phi and phi' in float32. Against the float64 functions (themselves
+    # checked against NumPy above): relative error within a few float32 ulps (2**-24 = 6e-8),
+    # or absolute error below 1e-6 where the result is near 0 (cancellation in phi' of gelu,
+    # underflow of erfc/exp far in the tails).
+    from weightinit.kernels import activations as KA
+    from weightinit.kernels import mlp as K
+
+    z = np.concatenate([np.linspace(-60, 60, 4001), np.linspace(-1e-3, 1e-3, 95)])
+    z = z.astype(np.float32).reshape(-1, 64)
+    fwd, bwd = K.KERNELS[activation, "float32"]
+    slope = np.float32(0.01)
+    part = np.empty(((z.shape[0] + K.CHUNK - 1) // K.CHUNK, K.N_STATS, z.shape[1]))
+    hpart = np.empty((part.shape[0], 4, 0), np.int64)
+    a = z.copy()
+    fwd(a, np.zeros(z.shape[1], np.float32), slope, -np.inf, np.inf, part, 0.0, 0.0, hpart)
+    g = np.ones_like(z)
+    bwd(g, z, slope)
+    code = KA.CODES[activation]
+    for got, order in ((a, 0), (g, 1)):
+        ref = np.empty(z.size)
+        KA.apply(code, z.ravel().astype(np.float64), 0.01, order, ref)
+        assert got.dtype == np.float32
+        err = np.abs(got.ravel().astype(np.float64) - ref)
+        assert np.all((err <= 3e-7 * np.abs(ref)) | (err < 1e-6)), (order, err.max())
