@@ -199,6 +199,7 @@ def _matrix_dims(shape, batched, layout):
 
 
 _PANEL = 256  # columns per Householder panel of the blocked QR
+_LEAF = 32  # columns of the panels that LAPACK factors inside the recursive panel QR
 _BLOCK_QR_MIN = 1024  # from this many columns on, the blocked QR beats one LAPACK call
 
 
@@ -220,27 +221,58 @@ def _wy_factor(v, tau):
     return t
 
 
+def _unit_lower(f):
+    v = np.tril(f, -1)
+    np.fill_diagonal(v, 1.0)
+    return v
+
+
+def _panel_qr(a):
+    """Householder QR of the panel ``a`` (m, k), in place as LAPACK's ``geqrf`` leaves it (R on
+    and above the diagonal, the reflectors below), returning the compact WY factors (V, T).
+
+    Recursive (Elmroth and Gustavson, IBM J. Res. Dev. 44, 2000): the left half is factored, the
+    right half updated by matrix products and factored, and T assembled from both halves'; only
+    panels of ``_LEAF`` columns go to LAPACK, so the panel work is BLAS-3 as well.
+    """
+    m, k = a.shape
+    if k <= _LEAF:
+        h, tau = np.linalg.qr(a, mode="raw")
+        a[...] = h.T
+        v = _unit_lower(a)
+        return v, _wy_factor(v, tau.astype(a.dtype))
+    k1 = k // 2
+    v1, t1 = _panel_qr(a[:, :k1])
+    c = a[:, k1:]
+    c -= v1 @ (t1.T @ (v1.T @ c))
+    v2, t2 = _panel_qr(a[k1:, k1:])
+    v = np.zeros((m, k), a.dtype, order="F")
+    v[:, :k1] = v1
+    v[k1:, k1:] = v2
+    t = np.zeros((k, k), a.dtype)
+    t[:k1, :k1] = t1
+    t[k1:, k1:] = t2
+    t[:k1, k1:] = -(t1 @ ((v1[k1:].T @ v2) @ t2))
+    return v, t
+
+
 def _blocked_q(a):
     """Q of the Householder QR of a large ``a`` (m, n), m >= n, with the signs of R's diagonal.
 
     Blocked as LAPACK's ``geqrf``/``orgqr`` (Schreiber and Van Loan, SIAM J. Sci. Stat. Comput.
-    10, 1989): each panel of ``_PANEL`` columns is factored by LAPACK (``numpy.linalg.qr``,
-    ``mode="raw"``), its reflectors are gathered into the compact WY form I - V T V^T, and the
-    trailing columns and then Q itself are updated by matrix products, so nearly all the work is
-    BLAS-3 (numpy's LAPACK forms Q several times slower). The same Q as one LAPACK QR, to
-    rounding, and as stable: no condition on A.
+    10, 1989): each panel of ``_PANEL`` columns is factored (:func:`_panel_qr`), its reflectors
+    gathered into the compact WY form I - V T V^T, and the trailing columns and then Q itself
+    are updated by matrix products, so nearly all the work is BLAS-3 (numpy's LAPACK forms Q
+    several times slower). The same Q as one LAPACK QR, to rounding, and as stable: no
+    condition on A.
     """
     m, n = a.shape
     a = np.array(a, order="F")  # panels of columns are contiguous
     factors, sign = [], np.empty(n, dtype=a.dtype)
     for j0 in range(0, n, _PANEL):
         j1 = min(j0 + _PANEL, n)
-        h, tau = np.linalg.qr(a[j0:, j0:j1], mode="raw")
-        f = h.T  # (m - j0, b): R on and above the diagonal, the reflectors below it
-        sign[j0:j1] = _sign_of_diagonal(f)
-        v = np.tril(f, -1)
-        np.fill_diagonal(v, 1.0)
-        t = _wy_factor(v, tau.astype(a.dtype))
+        v, t = _panel_qr(a[j0:, j0:j1])
+        sign[j0:j1] = _sign_of_diagonal(a[j0:j1, j0:j1])
         if j1 < n:
             c = a[j0:, j1:]
             c -= v @ (t.T @ (v.T @ c))  # apply (I - V T V^T)^T to the trailing columns
