@@ -334,7 +334,7 @@ def simulate(depth=None, width=None, *, activation="tanh", scheme=_UNSET, std=No
 
 def _reduce_layer(part, n, layer, stats):
     """Combine the per-chunk, per-unit partials of one layer into its statistics."""
-    counts = part[:, K.COUNTS]  # per chunk and unit, packed: sat + 128 zero + 128^2 bad
+    counts = part[:, K.COUNTS].astype(np.float64)  # per chunk and unit: sat + 128 zero + 128^2 bad
     base = K.COUNT_BASE
     bad_c = np.floor(counts / base**2)
     zero_c = np.floor((counts - bad_c * base**2) / base)
@@ -343,11 +343,12 @@ def _reduce_layer(part, n, layer, stats):
     rows = n / part.shape[2]
     bad = bad_u.sum()
     good = n - bad
-    s1, s2 = part[:, K.SUM_A].sum(), part[:, K.SUM_A2].sum()
+    s1 = part[:, K.SUM_A].sum(dtype=np.float64)
+    s2 = part[:, K.SUM_A2].sum(dtype=np.float64)
     mean = s1 / good if good else math.nan
     stats["mean"][layer] = mean
     stats["var"][layer] = max(s2 / good - mean * mean, 0.0) if good else math.nan
-    stats["q"][layer] = part[:, K.SUM_Z2].sum() / n
+    stats["q"][layer] = part[:, K.SUM_Z2].sum(dtype=np.float64) / n
     stats["saturated"][layer] = sat_u.sum() / n
     stats["dead"][layer] = zero_u.sum() / n
     stats["dead_units"][layer] = float(np.mean(zero_u == rows))

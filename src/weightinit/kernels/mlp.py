@@ -20,8 +20,8 @@ from . import activations as A
 
 CHUNK = 64  # rows per parallel work item
 TILE = 256  # units per tile: 6 float64 accumulators x 256 units = 12 KiB, in L1
-# Per-unit partial statistics, one row per chunk and one column per unit. COUNTS packs three
-# counts into one exact float64 (each is at most CHUNK = 64 < 128):
+# Per-unit partial statistics (float64), one row per chunk and one column per unit. COUNTS packs
+# three counts into one exact float64 (each is at most CHUNK = 64 < 128):
 # saturated + 128 * zero + 128**2 * non-finite.
 SUM_A, SUM_A2, SUM_Z2, COUNTS, MIN_A, MAX_A = range(6)
 N_STATS = 6
@@ -41,11 +41,12 @@ def _forward_rows_py(z, bias, slope, sat_lo, sat_hi, p, r0, r1, lo, hi, h):
     if ``h`` has bins (a fixed range [lo, hi] is known in advance), their histogram in ``h``.
 
     Units are taken in tiles of ``TILE`` so that the six per-unit accumulators of a tile stay in
-    the first-level cache while all rows pass over it. Each row segment takes two short loops
-    that each write few arrays (the vectoriser gives up when it must check many pointers for
-    overlap), with unsigned indices (signed ones keep a negative-index check that also stops it
-    vectorising). A separate function from the parallel loop: inlined into it, the loops did not
-    vectorise.
+    the first-level cache while all rows pass over it. The accumulators are float64 whatever
+    z's dtype: float32 sums of squares would overflow from |z| > 1.8e19 on, which exploding
+    networks reach. Each row segment takes short loops that each write few arrays (the vectoriser gives up when
+    it must check many pointers for overlap), with unsigned indices (signed ones keep a
+    negative-index check that also stops it vectorising). A separate function from the parallel
+    loop: inlined into it, the loops did not vectorise.
     """
     width = U64(z.shape[1])
     sa, sa2, sz2, cnt, amin, amax = p[SUM_A], p[SUM_A2], p[SUM_Z2], p[COUNTS], p[MIN_A], p[MAX_A]
@@ -53,16 +54,17 @@ def _forward_rows_py(z, bias, slope, sat_lo, sat_hi, p, r0, r1, lo, hi, h):
         sa[j] = sa2[j] = sz2[j] = cnt[j] = 0.0
         amin[j] = np.inf
         amax[j] = -np.inf
+    idx = np.empty(TILE, np.int32)
     for j0 in range(U64(0), width, U64(TILE)):
         j1 = min(width, j0 + U64(TILE))
         for r in range(r0, r1):
             zr = z[r]
             for j in range(j0, j1):
                 x = zr[j] + bias[j]
-                zr[j] = _act(_code, x, slope)
-                a = np.float64(zr[j])  # statistics of the stored (rounded) value
+                a = _act(_code, x, slope)
+                zr[j] = a
                 ok = math.isfinite(a)
-                af = a if ok else 0.0
+                af = np.float64(a) if ok else 0.0
                 xf = np.float64(x) if math.isfinite(x) else 0.0
                 sa[j] += af
                 sa2[j] += af * af
@@ -75,21 +77,30 @@ def _forward_rows_py(z, bias, slope, sat_lo, sat_hi, p, r0, r1, lo, hi, h):
                 amin[j] = min(amin[j], a if ok else np.inf)
                 amax[j] = max(amax[j], a if ok else -np.inf)
             if h.size:
-                _count(zr[j0:j1], lo, hi, h)
+                _count(zr[j0:j1], lo, hi, h, idx)
 
 
 @njit(**_JIT)
-def _count(values, lo, hi, h):
+def _count(values, lo, hi, h, idx):
     """Add the finite ``values`` to the histogram ``h`` of equal bins over [lo, hi] (values
-    outside go to the end bins). Four interleaved sub-histograms (rows of ``h``) break the
-    store-to-load dependency of runs of equal bins."""
+    outside go to the end bins), in the values' dtype. Two loops: the bin indices (into the
+    scratch ``idx``; -1 for non-finite values) vectorise, then a scalar loop counts them into
+    four interleaved sub-histograms (rows of ``h``), which breaks the store-to-load dependency
+    of runs of equal bins."""
     bins = h.shape[1]
-    scale = bins / (hi - lo) if hi > lo else 0.0
-    top = bins - 1.0
-    for j in range(U64(values.size)):
-        v = np.float64(values[j])
-        if math.isfinite(v):
-            h[j & U64(3), U64(min(max((v - lo) * scale, 0.0), top))] += 1
+    t = values.dtype.type
+    lo_t = t(lo)
+    scale = t(bins / (hi - lo) if hi > lo else 0.0)
+    top = t(bins - 1)
+    n = U64(values.size)
+    for j in range(n):
+        v = values[j]
+        k = np.int32(min(max((v - lo_t) * scale, t(0)), top))
+        idx[j] = k if math.isfinite(v) else np.int32(-1)
+    for j in range(n):
+        k = idx[j]
+        if k >= 0:
+            h[j & U64(3), k] += 1
 
 
 def _forward_py(z, bias, slope, sat_lo, sat_hi, part, lo, hi, hpart):
@@ -114,8 +125,9 @@ def _histogram_py(a, lo, hi, hpart):
     for c in prange(n_chunks):
         h = hpart[c]
         h[:] = 0
+        idx = np.empty(a.shape[1], np.int32)
         for r in range(U64(c) * U64(CHUNK), min(rows, (U64(c) + U64(1)) * U64(CHUNK))):
-            _count(a[r], lo, hi, h)
+            _count(a[r], lo, hi, h, idx)
 
 
 def _backward_rows_py(g, z, slope, r0, r1):
