@@ -15,9 +15,10 @@ import math
 import types as pytypes
 
 import numpy as np
-from llvmlite import ir
-from numba import njit, types
-from numba.extending import intrinsic
+from numba import njit
+
+from .bits import i64_as_f64 as _i64_as_f64
+from .bits import low32_as_f32 as _i32_as_f32
 
 
 LINEAR, SIGMOID, TANH, RELU, LEAKY_RELU, ELU, SELU, GELU, SILU, SOFTPLUS = range(10)
@@ -29,24 +30,6 @@ SELU_LAMBDA = 1.0507009873554804934193349852946
 SELU_ALPHA = 1.6732632423543772848170429916717
 
 _INLINE = dict(inline="always", error_model="numpy", fastmath={"contract"})
-
-
-@intrinsic
-def _i64_as_f64(typingctx, x):
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.DoubleType())
-
-    return types.float64(types.int64), codegen
-
-
-@intrinsic
-def _i32_as_f32(typingctx, x):
-    """The float32 whose bits are the low 32 bits of the int64 ``x`` (Numba widens int32
-    arithmetic to int64)."""
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(builder.trunc(args[0], ir.IntType(32)), ir.FloatType())
-
-    return types.float32(types.int64), codegen
 
 
 def _constants(dtype):

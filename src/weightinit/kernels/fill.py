@@ -25,10 +25,11 @@ import math
 import types as pytypes
 
 import numpy as np
-from llvmlite import ir
-from numba import njit, prange, types
-from numba.extending import intrinsic
+from numba import njit, prange
 
+from .bits import f32_as_u32 as _f32_as_u32
+from .bits import fma
+from .bits import u32_as_f32 as _u32_as_f32
 from .philox import MASK32, SHIFT32, U64, philox4x32_10
 
 UNIFORM, NORMAL, TRUNC_CENTRAL, TRUNC_TAIL = 0, 1, 2, 3
@@ -39,35 +40,6 @@ _INLINE = dict(inline="always", error_model="numpy")
 F32 = np.float32
 I32 = np.int32
 U32 = np.uint32
-
-
-# ----------------------------------------------------------------------------- bit casts
-@intrinsic
-def _f32_as_u32(typingctx, x):
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.IntType(32))
-
-    return types.uint32(types.float32), codegen
-
-
-@intrinsic
-def _u32_as_f32(typingctx, x):
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.FloatType())
-
-    return types.float32(types.uint32), codegen
-
-
-@intrinsic
-def fma(typingctx, a, b, c):
-    """``a * b + c`` with one rounding (llvm.fma): the same bits in vector and scalar code."""
-    if not (isinstance(a, types.Float) and a == b == c):
-        return None
-
-    def codegen(context, builder, signature, args):
-        return builder.fma(*args)
-
-    return a(a, b, c), codegen
 
 
 # ----------------------------------------------------------------------------- float32 math
