@@ -5,6 +5,7 @@ checked against the Random123 known-answer vectors (test_philox.py) before they 
 rebuild values independently of the fill kernels.
 """
 
+import io
 import os
 
 import numpy as np
@@ -107,3 +108,16 @@ def uniform_values():
     """Function ``uniform_values(seed, n, dtype, offset=0, draw=0, stream=0)``: see
     :func:`uniform_reference`."""
     return uniform_reference
+
+
+def run_cli(argv):
+    """(exit code, stdout) of ``weightinit.cli.main``; argparse errors (SystemExit) count as
+    their code."""
+    from weightinit import cli
+
+    out = io.StringIO()
+    try:
+        code = cli.main(argv, stdout=out)
+    except SystemExit as e:
+        code = e.code
+    return code, out.getvalue()

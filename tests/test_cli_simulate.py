@@ -15,20 +15,14 @@ import pytest
 
 from weightinit import cli
 from weightinit import simulation as S
+from conftest import run_cli
 
 needs_mpl = pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None,
                                reason="matplotlib (the 'plot' extra) is not installed")
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-def run(argv):
-    """(exit code, stdout) of cli.main; argparse errors (SystemExit) count as their code."""
-    out = io.StringIO()
-    try:
-        code = cli.main(argv, stdout=out)
-    except SystemExit as e:
-        code = e.code
-    return code, out.getvalue()
+run = run_cli
 
 
 def strict_json(text):

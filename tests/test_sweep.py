@@ -7,7 +7,6 @@ below, and from synthetic inputs with known answers.
 """
 
 import importlib.util
-import io
 import logging
 import math
 import os
@@ -20,9 +19,9 @@ pytest.importorskip("zarr")
 
 import weightinit as W  # noqa: E402
 import weightinit.dask as WD  # noqa: E402
-from weightinit import cli  # noqa: E402
 from weightinit import sweep as SW  # noqa: E402
 from weightinit import theory as T  # noqa: E402
+from conftest import run_cli  # noqa: E402
 
 PNG = b"\x89PNG\r\n\x1a\n"
 needs_mpl = pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None,
@@ -37,13 +36,7 @@ def client():
         yield c
 
 
-def run(argv):
-    out = io.StringIO()
-    try:
-        code = cli.main(argv, stdout=out)
-    except SystemExit as e:
-        code = e.code
-    return code, out.getvalue()
+run = run_cli
 
 
 # ----------------------------------------------------------------------------- library
