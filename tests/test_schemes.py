@@ -701,7 +701,7 @@ def test_zeros_ones_constant_values():
 @pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-12), (np.float32, 2e-5)])
 @pytest.mark.parametrize("shape", [(1100, 1030), (1030, 1100)])
 def test_orthogonal_blocked_qr_equals_lapack_qr(shape, dtype, tol):
-    """Large matrices take the blocked Householder QR (panels of 512 columns, compact WY
+    """Large matrices take the blocked Householder QR (panels of 256 columns, compact WY
     updates); it must give the same sign-corrected Q as one LAPACK QR of the same Gaussian
     matrix (factored in float64), to the rounding of `dtype`."""
     from weightinit import initializers as I
