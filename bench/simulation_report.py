@@ -16,9 +16,14 @@ import test_simulation as T  # noqa: E402
 
 
 def best_times(runs, repeats):
+    """Best of ``repeats`` per peer, the peers interleaved so that drifting load hits every peer
+    alike. Each timed call directly follows an untimed call of the same peer: a peer's time must
+    not depend on which peer ran before it (a multi-threaded BLAS call leaves its pool spinning
+    for about 0.1 s, which slows whatever runs next on 2 cores)."""
     best = {name: float("inf") for name in runs}
     for _ in range(repeats):
-        for name, run in runs.items():  # interleaved: drifting load hits every peer alike
+        for name, run in runs.items():
+            run()
             t = time.perf_counter()
             run()
             best[name] = min(best[name], time.perf_counter() - t)

@@ -142,7 +142,8 @@ class Recorder:
             with self.lock:
                 self.calls.append(dict(
                     kind=CODE_KIND[code], dtype=dtype, n=flat.size, offset=int(offset),
-                    key=int(k0) | int(k1) << 32, s0=int(s0), s1=int(s1), out=flat))
+                    key=int(k0) | int(k1) << 32, s0=int(s0), s1=int(s1), out=flat,
+                    parallel=parallel))
             return kernel(flat, offset, k0, k1, s0, s1, p)
         return launch
 
@@ -318,3 +319,20 @@ def test_digest_helper_is_sensitive():
     assert sha(a) != sha(b) and sha(a) == sha(a.copy())
     assert sha(a) != sha(a.astype(np.float64)) and sha(a) != sha(a.reshape(2, 5))
     assert hashlib.sha256(a.tobytes()).hexdigest() != sha(a)  # dtype and shape are hashed too
+
+
+@pytest.mark.parametrize("kind", ["uniform", "normal", "truncated_normal"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_serial_shares_equal_the_parallel_draw(kind, dtype, recorder):
+    # Inside random.serial() every call takes the serial kernel, and shares filled with offset=
+    # (as the simulation's threads do) equal one parallel call.
+    n = 3 * R._PARALLEL_MIN + 7
+    whole = getattr(R, kind)(n, seed=11, dtype=dtype)
+    assert recorder.calls[-1]["n"] == n and recorder.calls[-1]["parallel"]
+    parts = np.empty(n, dtype)
+    cuts = [0, 12345, 2 * R._PARALLEL_MIN + 1, n]
+    with R.serial():
+        for a, b in zip(cuts, cuts[1:]):
+            getattr(R, kind)(b - a, seed=11, dtype=dtype, out=parts[a:b], offset=a)
+    assert np.array_equal(parts, whole)
+    assert [c["parallel"] for c in recorder.calls[-3:]] == [False, False, False]

@@ -97,6 +97,64 @@ def test_float32_close_to_float64_reference():
     np.testing.assert_allclose(r.var, [a.var() for a in hs], rtol=1e-4)
 
 
+def test_float32_statistics_keep_the_spread_of_a_collapsed_layer():
+    # N(0, 1e-4) weights collapse sigmoid units onto 0.5: var ~ (0.25 * 1e-4 * sqrt(n))**2 ~ 4e-8,
+    # while E[a^2] ~ 0.25. float32 sums of a^2 (relative error ~1e-7 per chunk) would leave an
+    # error ~ 0.25e-7 on var, about 60%; the kernel sums d = a - (the unit's first value in the
+    # chunk) instead. Against the float64 computation of the same weights: the float32 rounding
+    # of a (ulp 6e-8 near 0.5) adds at most ulp^2/12 ~ 3e-16 to var, far inside rtol 1e-3.
+    r = simulate(4, 64, activation="sigmoid", std=1e-4, samples=300, seed=3)
+    _, hs, _ = naive(4, 64, "sigmoid", "normal", 3, 300, params=dict(std=1e-4), dtype=np.float32)
+    np.testing.assert_allclose(r.var, [a.var() for a in hs], rtol=1e-3)
+    np.testing.assert_allclose(r.mean, [a.mean() for a in hs], rtol=1e-6)
+
+
+@pytest.mark.parametrize("samples", [50, 200, 1000])  # a team of one, and of two with 2 / 2 chunks
+@pytest.mark.parametrize("activation", ["tanh", "relu"])  # fixed and data-driven histogram range
+def test_results_do_not_depend_on_the_thread_count(samples, activation):
+    import numba
+
+    def run():
+        return simulate(5, 96, activation=activation, samples=samples, seed=9, bias_std=0.1,
+                        backward=True, checkpoint=2)
+
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = run()
+        numba.set_num_threads(before)
+        many = run()
+    finally:
+        numba.set_num_threads(before)
+    for field in ("mean", "var", "q", "saturated", "dead", "dead_units", "hist", "bin_edges",
+                  "grad_var", "grad_norm"):
+        assert np.array_equal(getattr(one, field), getattr(many, field)), field
+
+
+def test_an_error_in_a_team_thread_is_raised_and_nothing_hangs(monkeypatch):
+    import numba
+
+    from weightinit import simulation as S
+    from weightinit.kernels import mlp as K
+
+    if numba.get_num_threads() < 2:
+        pytest.skip("needs two threads")
+    fwd, bwd = K.KERNELS["tanh", "float32"]
+    calls = []
+
+    def failing(*args):
+        calls.append(args[-2])  # c0: the first chunk of the calling thread
+        if args[-2] > 0 and len(calls) > 4:
+            raise ZeroDivisionError("injected")
+        return fwd(*args)
+
+    monkeypatch.setitem(S.K.KERNELS, ("tanh", "float32"), (failing, bwd))
+    with pytest.raises(ZeroDivisionError, match="injected"):
+        simulate(20, 64, activation="tanh", samples=256, seed=1)
+    monkeypatch.undo()
+    assert simulate(2, 64, activation="tanh", samples=256, seed=1).var.shape == (2,)
+
+
 def test_classic_sigmoid_experiment():
     """N(0, 1) weights saturate sigmoid units at 0 and 1; N(0, 0.01) collapse them onto 0.5."""
     wide = simulate(5, 100, activation="sigmoid", std=1.0, samples=1000)
@@ -210,16 +268,19 @@ def test_float32_kernels_compute_activations_to_float32_accuracy(activation):
     from weightinit.kernels import activations as KA
     from weightinit.kernels import mlp as K
 
-    z = np.concatenate([np.linspace(-60, 60, 4001), np.linspace(-1e-3, 1e-3, 95)])
+    # The last row holds values beyond the fast path's bound (K.TAME), so both paths are checked.
+    big = np.geomspace(1e17, 1e37, 32)
+    z = np.concatenate([np.linspace(-60, 60, 4001), np.linspace(-1e-3, 1e-3, 95), -big, big])
     z = z.astype(np.float32).reshape(-1, 64)
     fwd, bwd = K.KERNELS[activation, "float32"]
     slope = np.float32(0.01)
-    part = np.empty(((z.shape[0] + K.CHUNK - 1) // K.CHUNK, K.N_STATS, z.shape[1]))
-    hpart = np.empty((part.shape[0], 4, 0), np.int64)
+    n_chunks = (z.shape[0] + K.CHUNK - 1) // K.CHUNK
+    part = np.empty((n_chunks, K.N_STATS, z.shape[1]))
     a = z.copy()
-    fwd(a, np.zeros(z.shape[1], np.float32), slope, -np.inf, np.inf, part, 0.0, 0.0, hpart)
+    fwd(a, np.zeros(z.shape[1], np.float32), slope, -np.inf, np.inf, part, 0.0, 0.0,
+        np.empty((4, 0), np.int64), 0, n_chunks)
     g = np.ones_like(z)
-    bwd(g, z, slope)
+    bwd(g, z, slope, 0, z.shape[0])
     code = KA.CODES[activation]
     for got, order in ((a, 0), (g, 1)):
         ref = np.empty(z.size)

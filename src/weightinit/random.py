@@ -174,6 +174,25 @@ def is_planning():
     return getattr(_planning, "on", False)
 
 
+_serial = threading.local()
+
+
+@contextmanager
+def serial():
+    """Within this context (on this thread) every generator uses its serial kernel.
+
+    For callers that run their own threads, each filling a part of a tensor with ``offset=``:
+    the values are the same as from the parallel kernels, and the calls neither start Numba's
+    thread pool nor wait for one another.
+    """
+    before = getattr(_serial, "on", False)
+    _serial.on = True
+    try:
+        yield
+    finally:
+        _serial.on = before
+
+
 def _check_range(dtype, **values):
     """Every value must be representable in ``dtype`` (so no arithmetic on it overflows)."""
     big = float(np.finfo(dtype).max)
@@ -202,7 +221,7 @@ def _fill(kind, shape, params, *, key, stream, draw, offset, dtype, out, layout)
             f"Received offset={offset} for shape={shape} ({n} elements)")
     out = V.prepare_out(shape, dtype, out)
     flat = out.reshape(-1)  # a view: out is C-contiguous
-    parallel = n >= _PARALLEL_MIN
+    parallel = n >= _PARALLEL_MIN and not getattr(_serial, "on", False)
     s1 = np.uint64((stream << 2) | _KIND[kind])
     with LOCK if parallel else nullcontext():
         _k.KERNELS[code, dtype.name, parallel](

@@ -5,22 +5,29 @@ The experiment: ``samples`` inputs pass through ``depth`` dense layers
 and each layer's activations are summarised (mean, variance, saturation, dead units, histogram).
 The matrix products go to BLAS; one fused Numba pass per layer adds the bias, applies the
 activation and accumulates every statistic. Layer ``l``'s weights are regenerated from
-``(seed, l)`` into one reused buffer, so memory is O(width**2 + samples * width) for any depth.
+``(seed, l)`` into two alternating buffers (the next layer's are drawn while the current one
+finishes), so memory is O(width**2 + samples * width) for any depth. A team of threads (one per
+Numba thread) splits the samples: each thread multiplies, activates and summarises its own rows
+and draws its share of the next weights (see :class:`_Team`).
 """
 
 import dataclasses
 import json
 import math
+import threading
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Optional
 
+import numba
 import numpy as np
 
 from . import _validate as V
-from ._threads import LOCK
+from . import random as R
 from .activations import bias_value
 from .initializers import describe, get, normal
 from .kernels import activations as KA
 from .kernels import mlp as K
+from .random import planning, serial
 
 ACTIVATIONS = tuple(KA.CODES)
 #: Flat regions counted as saturated: sigmoid outside [0.1, 0.9], tanh with |a| > 0.9.
@@ -233,12 +240,14 @@ def simulate(depth=None, width=None, *, activation="tanh", scheme=_UNSET, std=No
     else:
         n_saved = 0
     item = dtype.itemsize
-    V.check_memory((max(dims[i] * dims[i + 1] for i in range(depth)) + (3 + n_saved) * samples * big)
-                   * item + 64 * samples * big, f"simulation of widths up to {big}",
+    V.check_memory((2 * max(dims[i] * dims[i + 1] for i in range(depth))
+                    + (3 + n_saved) * samples * big) * item + 64 * samples * big,
+                   f"simulation of widths up to {big}",
                    "Use fewer `samples` or narrower layers (`width`/`widths`).")
 
-    # One plan per layer: the weight scheme (validated on the first layer's shape) and the
-    # mean-field weight variance sigma_w^2 = Var(W) * fan_in.
+    # Per layer: the weight scheme (validated on the first layer's shape), its element-wise
+    # plan (None for orthogonal and identity) and the mean-field weight variance
+    # sigma_w^2 = Var(W) * fan_in.
     def draw_weights(layer, out):
         n_in, n_out = dims[layer], dims[layer + 1]
         s = stream_seed(seed, layer, _WEIGHT)
@@ -248,27 +257,56 @@ def simulate(depth=None, width=None, *, activation="tanh", scheme=_UNSET, std=No
                            **scheme_params)
 
     sigma_w2 = np.empty(depth)
+    plans = []
+    by_shape = {}  # the plan and sigma_w^2 depend only on the layer's shape
     for layer in range(depth):
         n_in, n_out = dims[layer], dims[layer + 1]
-        if std is not None:
-            sigma_w2[layer] = std * std * n_in
-        else:
-            info = describe((n_in, n_out), scheme, layout="keras", **scheme_params)
-            sigma_w2[layer] = (math.nan if info["distribution"] in ("constant", "identity")
-                               else info["variance"] * n_in)
+        if (n_in, n_out) not in by_shape:
+            with planning():
+                plan = draw_weights(layer, None)
+            if std is not None:
+                s2 = std * std * n_in
+            else:
+                info = describe((n_in, n_out), scheme, layout="keras", **scheme_params)
+                s2 = (math.nan if info["distribution"] in ("constant", "identity")
+                      else info["variance"] * n_in)
+            by_shape[n_in, n_out] = (plan if getattr(plan, "kind", None) in _ELEMENTWISE else None,
+                                     s2)
+        plan, sigma_w2[layer] = by_shape[n_in, n_out]
+        plans.append(plan)
     if x is None:
         h0 = normal((samples, input_dim), seed=stream_seed(seed, 0, _INPUT), dtype=dtype)
     else:
         h0 = np.ascontiguousarray(x, dtype=dtype)
     input_var = float(np.mean(np.square(h0, dtype=np.float64)))
 
-    wbuf = np.empty(max(dims[i] * dims[i + 1] for i in range(depth)), dtype)
+    team = _Team(samples)
+    # The order in which layers' weights are used: forward, then (backward) each checkpointed
+    # segment recomputed forwards and back-propagated.
+    starts = list(range(0, depth, checkpoint)) if backward else []
+    order = list(range(depth))
+    for s in reversed(starts):
+        end = min(s + checkpoint, depth)
+        order += list(range(s, end)) + list(range(end - 1, s - 1, -1))
+
+    def bias_vector(layer):
+        bvec = np.full(dims[layer + 1], b, dtype)
+        if bias_std > 0:
+            with serial():
+                bvec += normal(dims[layer + 1], 0.0, bias_std,
+                               seed=stream_seed(seed, layer, _BIAS), dtype=dtype)
+        return bvec
+
+    weights = _Weights(order, dims, dtype, plans, draw_weights,
+                       [stream_seed(seed, layer, _WEIGHT) for layer in range(depth)], bias_vector,
+                       team)
     bufs = [np.empty(samples * big, dtype), np.empty(samples * big, dtype)]
-    n_chunks = (samples + K.CHUNK - 1) // K.CHUNK
-    part = np.empty((n_chunks, K.N_STATS, big))
-    hpart = np.empty((n_chunks, 4, bins), np.int64)
-    no_hist = hpart[:, :, :0]
+    # Statistics and histograms by layer parity: thread 0 reduces layer l's while the others
+    # already compute layer l + 1's.
+    parts = np.empty((2, team.n_chunks, K.N_STATS, big))
+    hists = np.empty((2, team.size, 4, bins), np.int64)
     sat_lo, sat_hi = SATURATION.get(activation, (-math.inf, math.inf))
+    fixed = activation in HIST_RANGE  # histogram range known in advance: counted in the pass
 
     stats = {k: np.empty(depth) for k in ("mean", "var", "q", "saturated", "dead", "dead_units",
                                           "nonfinite")}
@@ -276,51 +314,65 @@ def simulate(depth=None, width=None, *, activation="tanh", scheme=_UNSET, std=No
     edges = np.empty((depth, bins + 1))
     report = _progress_fn(progress, depth * (2 if backward else 1))
 
-    def layer_forward(layer, h, out, keep_z=False):
-        """out <- phi(h W + b) for ``layer`` (0-based); with ``keep_z`` return z = h W + b."""
-        n_in, n_out = dims[layer], dims[layer + 1]
-        w = draw_weights(layer, wbuf[: n_in * n_out].reshape(n_in, n_out))
+    def layer_rows(use, t, h, out, part, hist_t, z=None):
+        """Thread t's rows of out <- phi(h W + b) for weight use ``use`` (with ``z``: also
+        z = h W + b), its statistics into ``part`` and (fixed ranges, no ``z``) its histogram into
+        ``hist_t``; then its share of the next use's weights."""
+        layer = order[use]
+        (r0, r1), (c0, c1) = team.rows[t], team.chunks[t]
+        bvec = weights.bias(use)
         with np.errstate(over="ignore", invalid="ignore"):  # reported as `nonfinite`
-            np.matmul(h, w, out=out)
-        bvec = np.full(n_out, b, dtype)
-        if bias_std > 0:
-            bvec += normal(n_out, 0.0, bias_std, seed=stream_seed(seed, layer, _BIAS), dtype=dtype)
-        with np.errstate(over="ignore", invalid="ignore"):
-            z = out + bvec if keep_z else None
-        lo, hi = HIST_RANGE.get(activation, (0.0, 0.0))  # a fixed range: count in the same pass
-        with LOCK:
-            fwd(out, bvec, kslope, sat_lo, sat_hi, part[:, :, :n_out], lo, hi,
-                hpart if (hi > lo and not keep_z) else no_hist)
+            np.matmul(h[r0:r1], weights.view(use), out=out[r0:r1])
+            if z is not None:
+                np.add(out[r0:r1], bvec, out=z[r0:r1])
+        hist_t[:] = 0
+        lo, hi = HIST_RANGE.get(activation, (0.0, 0.0))
+        fwd(out, bvec, kslope, sat_lo, sat_hi, part[:, :, : dims[layer + 1]], lo, hi,
+            hist_t[:, : bins if fixed and z is None else 0], c0, c1)
+        weights.draw(use + 1, t)
+
+    def recompute(use, h, out):
+        """Forward again for the backward pass; returns the pre-activations z."""
+        z = np.empty_like(out)
+        team.run(lambda t: layer_rows(use, t, h, out, parts[0], hists[0, t], z))
         return z
 
-    saved = {0: h0} if backward else None
-    h = h0
-    for layer in range(depth):
-        n_out = dims[layer + 1]
-        out = bufs[layer % 2][: samples * n_out].reshape(samples, n_out)
-        layer_forward(layer, h, out)
-        _reduce_layer(part[:, :, :n_out], samples * n_out, layer, stats)
-        lo, hi = HIST_RANGE.get(activation, (None, None))
-        if lo is None:  # a data-driven range: a second pass once the extremes are known
-            lo, hi = float(part[:, K.MIN_A, :n_out].min()), float(part[:, K.MAX_A, :n_out].max())
-            if not (math.isfinite(lo) and math.isfinite(hi)):
-                lo, hi = 0.0, 1.0
-            if hi <= lo:
-                lo, hi = lo - 0.5, hi + 0.5
-            with LOCK:
-                K.histogram(out, lo, hi, hpart)
-        hist[layer] = hpart.sum(axis=(0, 1))
-        edges[layer] = np.linspace(lo, hi, bins + 1)
-        if backward and (layer + 1) % checkpoint == 0 and layer + 1 < depth:
-            saved[layer + 1] = out.copy()
-        h = out
+    def activations(layer):
+        n = samples * dims[layer + 1]
+        return bufs[layer % 2][:n].reshape(samples, dims[layer + 1])
+
+    def compute(layer, t):
+        par = layer % 2
+        layer_rows(layer, t, h0 if layer == 0 else activations(layer - 1), activations(layer),
+                   parts[par], hists[par, t])
+
+    def count(layer, t):  # a data-driven histogram range: known once every thread is done
+        par = layer % 2
+        hists[par, t] = 0
+        K.histogram(activations(layer), *_data_range(parts[par, :, :, : dims[layer + 1]]),
+                    hists[par, t], *team.rows[t])
+
+    def finish(layer):
+        par = layer % 2
+        part = parts[par, :, :, : dims[layer + 1]]
+        _reduce_layer(part, samples, layer, stats)
+        hist[layer] = hists[par].sum(axis=(0, 1))
+        edges[layer] = np.linspace(*(HIST_RANGE[activation] if fixed else _data_range(part)),
+                                   bins + 1)
+        if backward and layer + 1 in starts:
+            saved[layer + 1] = activations(layer).copy()
         report(layer + 1)
 
-    grad_var = grad_norm = None
-    if backward:
-        grad_var, grad_norm = _backward(
-            h, saved, checkpoint, depth, dims, samples, dtype, seed, layer_forward, draw_weights,
-            wbuf, bwd, kslope, report)
+    saved = {0: h0} if backward else None
+    with team:
+        team.run(lambda t: weights.draw(0, t))
+        team.run_layers(depth, compute, lambda use, t: weights.draw(use, t), finish,
+                        None if fixed else count)
+        grad_var = grad_norm = None
+        if backward:
+            grad_var, grad_norm = _backward(
+                activations(depth - 1), saved, checkpoint, depth, dims, samples, dtype, seed,
+                recompute, weights, bwd, kslope, team, report)
     mean, var = stats["mean"], stats["var"]
     return SimulationResult(
         activation=activation, scheme=scheme if std is None else f"normal(std={std:g})",
@@ -332,53 +384,240 @@ def simulate(depth=None, width=None, *, activation="tanh", scheme=_UNSET, std=No
         grad_var=grad_var, grad_norm=grad_norm)
 
 
-def _reduce_layer(part, n, layer, stats):
+_ELEMENTWISE = ("uniform", "normal", "truncated_normal", "constant")
+
+
+def _data_range(part):
+    """A layer's histogram range from its partial extremes: [min, max] of the finite values,
+    [0, 1] if there are none, widened by 1/2 on each side if all values are equal."""
+    lo, hi = float(part[:, K.MIN_A].min()), float(part[:, K.MAX_A].max())
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return 0.0, 1.0
+    return (lo - 0.5, hi + 0.5) if hi <= lo else (lo, hi)
+
+
+def _draw_share(plan, seed, w, t, size):
+    """Thread ``t``'s share (of ``size`` equal runs of flat indices) of the weights ``plan``
+    describes, drawn with the serial kernels: the values are those of the whole draw."""
+    flat = w.reshape(-1)
+    a, b = t * flat.size // size, (t + 1) * flat.size // size
+    if plan.kind == "constant":
+        flat[a:b] = plan.params[0]
+    elif b > a:
+        with serial():
+            getattr(R, plan.kind)((b - a,), *plan.params, seed=seed, dtype=w.dtype,
+                                  out=flat[a:b], offset=a)
+
+
+class _Weights:
+    """The layers' weights and biases in the order the simulation uses them, each drawn one step
+    ahead: while the team computes with use i's weights in one buffer, each thread, once done
+    with its rows, draws its share of use i + 1's into the other (and thread 0 its bias).
+    Memory: two matrices of the largest layer."""
+
+    def __init__(self, order, dims, dtype, plans, draw_whole, seeds, bias_of, team):
+        self.order, self.dims, self.plans, self.seeds = order, dims, plans, seeds
+        self.draw_whole, self.bias_of, self.team = draw_whole, bias_of, team
+        size = max(dims[i] * dims[i + 1] for i in range(len(dims) - 1))
+        self.bufs = [np.empty(size, dtype), np.empty(size, dtype)]
+        self.biases = [None, None]
+
+    def bias(self, use):
+        return self.biases[use % 2]
+
+    def view(self, use):
+        layer = self.order[use]
+        n_in, n_out = self.dims[layer], self.dims[layer + 1]
+        return self.bufs[use % 2][: n_in * n_out].reshape(n_in, n_out)
+
+    def draw(self, use, t):
+        """Thread ``t``'s share of use ``use``'s weights (nothing after the last use). Schemes
+        that are not element-wise (orthogonal, identity), and a team of one, draw the whole
+        matrix on thread 0 with the library's own threads."""
+        if use >= len(self.order):
+            return
+        layer, w = self.order[use], self.view(use)
+        plan = self.plans[layer]
+        if t == 0:
+            self.biases[use % 2] = self.bias_of(layer)
+        if plan is not None and self.team.size > 1:
+            _draw_share(plan, self.seeds[layer], w, t, self.team.size)
+        elif t == 0:
+            self.draw_whole(layer, w)
+
+
+class _Team:
+    """The threads of one simulation, each owning a run of whole row chunks (samples).
+
+    Every thread does the matrix product of its own rows and then runs the serial kernels on
+    them, and draws an equal share of each weight matrix, so the cores never hand work between
+    BLAS's thread pool and Numba's: measured on 2 cores, that hand-over cost about a third of a
+    layer's time. While a team of several threads works, BLAS is held to its share of the
+    cores (``threadpoolctl``); a team of one (fewer than two chunks of samples, or one Numba
+    thread) leaves BLAS and the weight draws their own threads. Each chunk's statistics are
+    computed by one thread whatever the team, so the results do not depend on its size.
+    """
+
+    def __init__(self, samples):
+        threads = numba.get_num_threads()
+        self.n_chunks = -(-samples // K.CHUNK)
+        self.size = size = max(1, min(threads, self.n_chunks))
+        self.chunks = [(t * self.n_chunks // size, (t + 1) * self.n_chunks // size)
+                       for t in range(size)]
+        self.rows = [(c0 * K.CHUNK, min(samples, c1 * K.CHUNK)) for c0, c1 in self.chunks]
+        self._blas_threads = max(1, threads // size)
+        self._pool = self._limits = None
+
+    def __enter__(self):
+        if self.size > 1:
+            from threadpoolctl import threadpool_limits
+
+            self._limits = threadpool_limits(self._blas_threads, user_api="blas")
+            self._pool = ThreadPoolExecutor(self.size - 1, thread_name_prefix="weightinit")
+        return self
+
+    def __exit__(self, *exc):
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._limits.restore_original_limits()
+            self._pool = self._limits = None
+
+    def run(self, step):
+        """``step(t)`` for every thread t (t = 0 on the calling thread); returns when all are
+        done, raising the first error."""
+        if self._pool is None:
+            step(0)
+            return
+        futures = [self._pool.submit(step, t) for t in range(1, self.size)]
+        try:
+            step(0)
+        finally:
+            wait(futures)
+        for f in futures:
+            f.result()
+
+    def run_layers(self, n, compute, draw, finish, count=None):
+        """The forward pass, each thread at its own pace: for layer l = 0..n-1, thread t waits
+        until every share of layer l's weights is drawn, runs ``compute(l, t)`` on its rows (then,
+        if given, waits for every thread's and runs ``count(l, t)``), draws its share of layer
+        l + 1's weights with ``draw(l + 1, t)``, and the last thread to finish layer l runs
+        ``finish(l)``.
+
+        There is no barrier: a thread waits only for weights the others drew a layer ago, so
+        uneven progress evens out instead of costing every layer its slowest thread. Safe with
+        two buffers of each kind: when every share of layer l's weights is drawn, every thread
+        has finished layer l - 1, so the buffers of layer l - 1 (weights, statistics) can be
+        reused for layer l + 1. Layer 0's weights must be drawn before. The first error stops
+        every thread and is raised.
+        """
+        cond = threading.Condition()
+        drawn, done, computed = [self.size] + [0] * n, [0] * n, [0] * n
+        failed = []
+
+        def wait_for(counts, i):
+            with cond:
+                cond.wait_for(lambda: counts[i] == self.size or failed)
+                if failed:
+                    raise _Stopped
+
+        def add(counts, i):
+            with cond:
+                counts[i] += 1
+                cond.notify_all()
+                return counts[i] == self.size
+
+        def loop(t):
+            try:
+                for layer in range(n):
+                    wait_for(drawn, layer)
+                    compute(layer, t)
+                    if count is not None:
+                        add(computed, layer)
+                        wait_for(computed, layer)
+                        count(layer, t)
+                    draw(layer + 1, t)
+                    add(drawn, layer + 1)
+                    if add(done, layer):
+                        finish(layer)
+            except _Stopped:
+                pass
+            except BaseException:
+                with cond:
+                    failed.append(True)
+                    cond.notify_all()
+                raise
+
+        if self._pool is None:
+            loop(0)
+            return
+        futures = [self._pool.submit(loop, t) for t in range(1, self.size)]
+        try:
+            loop(0)
+        finally:
+            wait(futures)
+        for f in futures:
+            f.result()
+
+
+class _Stopped(Exception):
+    """Raised in a team thread when another one failed."""
+
+
+def _reduce_layer(part, samples, layer, stats):
     """Combine the per-chunk, per-unit partials of one layer into its statistics."""
-    counts = part[:, K.COUNTS].astype(np.float64)  # per chunk and unit: sat + 128 zero + 128^2 bad
-    base = K.COUNT_BASE
-    bad_c = np.floor(counts / base**2)
-    zero_c = np.floor((counts - bad_c * base**2) / base)
-    sat_u = (counts - bad_c * base**2 - zero_c * base).sum(axis=0)
-    bad_u, zero_u = bad_c.sum(axis=0), zero_c.sum(axis=0)
-    rows = n / part.shape[2]
-    bad = bad_u.sum()
+    totals = np.empty(7)
+    K.reduce_partials(part, samples, totals)
+    s1, s2, sz2, sat, zero, bad, dead_units = totals.tolist()
+    n = samples * part.shape[2]
     good = n - bad
-    s1 = part[:, K.SUM_A].sum(dtype=np.float64)
-    s2 = part[:, K.SUM_A2].sum(dtype=np.float64)
     mean = s1 / good if good else math.nan
     stats["mean"][layer] = mean
     stats["var"][layer] = max(s2 / good - mean * mean, 0.0) if good else math.nan
-    stats["q"][layer] = part[:, K.SUM_Z2].sum(dtype=np.float64) / n
-    stats["saturated"][layer] = sat_u.sum() / n
-    stats["dead"][layer] = zero_u.sum() / n
-    stats["dead_units"][layer] = float(np.mean(zero_u == rows))
+    stats["q"][layer] = sz2 / n
+    stats["saturated"][layer] = sat / n
+    stats["dead"][layer] = zero / n
+    stats["dead_units"][layer] = dead_units / part.shape[2]
     stats["nonfinite"][layer] = bad / n
 
 
-def _backward(h_last, saved, checkpoint, depth, dims, samples, dtype, seed, layer_forward,
-              draw_weights, wbuf, bwd, slope, report):
+def _backward(h_last, saved, checkpoint, depth, dims, samples, dtype, seed, recompute,
+              weights, bwd, slope, team, report):
     """Back-propagate a N(0, 1) cotangent, recomputing activations segment by segment from the
-    checkpoints. grad_var[l] is the second moment of dL/dh^{l+1} (layer l's output)."""
+    checkpoints. grad_var[l] is the second moment of dL/dh^{l+1} (layer l's output). Both are
+    summed per chunk of rows, so they do not depend on the team."""
     grad_var = np.empty(depth)
     grad_norm = np.empty(depth)
     g = normal((samples, dims[-1]), seed=stream_seed(seed, depth, _COTANGENT), dtype=dtype)
-    done = depth
+    sums = np.empty((2, team.n_chunks))
+    use, done = depth, depth  # weight uses so far (see `order` in simulate)
     for s in sorted(saved, reverse=True):
         end = min(s + checkpoint, depth)
         zs, h = [], saved[s]  # recompute the segment's pre-activations from its checkpoint
         for layer in range(s, end):
             out = np.empty((samples, dims[layer + 1]), dtype)
-            zs.append(layer_forward(layer, h, out, keep_z=True))
+            zs.append(recompute(use, h, out))
+            use += 1
             h = out
         for layer in range(end - 1, s - 1, -1):
-            g64 = np.square(g, dtype=np.float64)
-            grad_var[layer] = float(g64.mean())
-            grad_norm[layer] = float(np.sqrt(g64.sum(axis=1)).mean())
-            with LOCK:
-                bwd(g, zs[layer - s], slope)  # g <- g * phi'(z)
-            n_in, n_out = dims[layer], dims[layer + 1]
-            with np.errstate(over="ignore", invalid="ignore"):
-                g = g @ draw_weights(layer, wbuf[: n_in * n_out].reshape(n_in, n_out)).T
+            g_in = np.empty((samples, dims[layer]), dtype)
+
+            def step(t, g=g, z=zs[layer - s], w=weights.view(use), g_in=g_in, use=use):
+                (r0, r1), (c0, c1) = team.rows[t], team.chunks[t]
+                for c in range(c0, c1):
+                    sq = np.square(g[c * K.CHUNK: min(samples, (c + 1) * K.CHUNK)],
+                                   dtype=np.float64)
+                    sums[0, c] = sq.sum()
+                    sums[1, c] = np.sqrt(sq.sum(axis=1)).sum()
+                bwd(g, z, slope, r0, r1)  # g <- g * phi'(z)
+                with np.errstate(over="ignore", invalid="ignore"):
+                    np.matmul(g[r0:r1], w.T, out=g_in[r0:r1])
+                weights.draw(use + 1, t)
+
+            team.run(step)
+            use += 1
+            grad_var[layer] = sums[0].sum() / g.size
+            grad_norm[layer] = sums[1].sum() / samples
+            g = g_in
             done += 1
             report(done)
     return grad_var, grad_norm

@@ -46,6 +46,9 @@ def _constants(dtype):
         _LN2_LO=1.90821492927058770002e-10 if wide else -2.12194440e-4,
         # Keep 2**n finite and normal.
         _EXP_LO=-708.0 if wide else -87.0, _EXP_HI=709.0 if wide else 88.0,
+        # Beyond |z| = _TAIL the Gaussian and logistic tails in gelu' and silu are below any
+        # float; exp saturates at e**_EXP_LO there, which a huge |z| would otherwise amplify.
+        _TAIL=1e4,
     )
     consts = {k: f(v) for k, v in values.items()}
     degree = 13 if wide else 8
@@ -121,7 +124,7 @@ def activation(code, z, slope):
     if code == GELU:
         return _HALF * z * math.erfc(-z * _SQRT1_2)
     if code == SILU:
-        return z * _sigmoid(z)
+        return _ZERO if z < -_TAIL else z * _sigmoid(z)
     if code == SOFTPLUS:
         return max(z, _ZERO) + math.log1p(exp(-abs(z)))
     return z
@@ -147,8 +150,11 @@ def derivative(code, z, slope):
     if code == SELU:
         return _SELU_L if z > _ZERO else _SELU_LA * exp(min(z, _ZERO))
     if code == GELU:
-        return _HALF * math.erfc(-z * _SQRT1_2) + z * _INV_SQRT2PI * exp(-_HALF * z * z)
+        tail = _ZERO if abs(z) >= _TAIL else z * _INV_SQRT2PI * exp(-_HALF * z * z)
+        return _HALF * math.erfc(-z * _SQRT1_2) + tail
     if code == SILU:
+        if z < -_TAIL:
+            return _ZERO
         s = _sigmoid(z)
         return s * (_ONE + z * (_ONE - s))
     if code == SOFTPLUS:

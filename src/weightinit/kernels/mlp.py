@@ -2,91 +2,146 @@
 
 Each kernel is specialised per activation and dtype (the activation code and that dtype's
 scalar functions bound as globals, as in ``fill``), so the inner loop over units has no branch
-on the activation and vectorises, and float32 runs compute activations in float32 (the
-statistics are accumulated in float64 for either dtype). Rows (samples) are
-split into fixed chunks of ``CHUNK`` rows, processed in parallel; every chunk accumulates
-per-unit partial sums in its own row of a partials array, and the caller reduces them. The
-chunking does not depend on the thread count, so results are identical for any number of
-threads.
+on the activation and vectorises, and float32 runs compute in float32.
+
+The kernels are serial (and release the GIL): the simulation gives each thread of its team a run
+of row chunks, and that thread does the matrix product of its rows and then these kernels on
+them, so the two cores never pass work between BLAS's thread pool and Numba's (see
+``docs/performance.md``). Rows (samples) are taken in fixed chunks of ``CHUNK`` rows; every
+chunk writes per-unit partial statistics into its own row of a partials array, which the caller
+reduces. The chunking does not depend on the threads, so results are identical for any number.
 """
 
 import math
 import types as pytypes
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from . import activations as A
 
-CHUNK = 64  # rows per parallel work item
-TILE = 256  # units per tile: 6 float64 accumulators x 256 units = 12 KiB, in L1
-# Per-unit partial statistics (float64), one row per chunk and one column per unit. COUNTS packs
-# three counts into one exact float64 (each is at most CHUNK = 64 < 128):
-# saturated + 128 * zero + 128**2 * non-finite.
-SUM_A, SUM_A2, SUM_Z2, COUNTS, MIN_A, MAX_A = range(6)
-N_STATS = 6
-COUNT_BASE = 128
+CHUNK = 64  # rows per chunk of partial statistics
+TILE = 256  # units per tile: the per-unit accumulators of a tile stay in the first-level cache
+# Per-unit partial statistics (float64), one row per chunk and one column per unit: sums of a,
+# a**2 and z**2, counts of saturated, zero and non-finite activations, extremes.
+SUM_A, SUM_A2, SUM_Z2, SATURATED, ZERO, NONFINITE, MIN_A, MAX_A = range(8)
+N_STATS = 8
+# Row segments whose pre-activations all lie in (-TAME, TAME) take the fast path: statistics
+# accumulated in the data's dtype over the rows of one chunk, then added to the float64
+# partials. With |z| < 2**56 every activation is below 2**57 and a chunk's sum of 64 squares
+# below 2**120, far from the float32 overflow at 2**128. Other segments (huge or non-finite
+# values: exploding networks) take a float64 path that counts and skips non-finite values.
+TAME = 2.0 ** 56
 
 _JIT = dict(cache=True, error_model="numpy", fastmath={"contract"}, nogil=True)
 # Bound per activation and dtype by ``_specialise``: the code (a compile-time constant), the
-# scalar activation and derivative of the dtype, and the row kernels.
-_code = _act = _deriv = _forward_rows = _backward_rows = None
-
+# scalar activation and derivative of the dtype, and the functions that call them.
+_code = _act = _deriv = _activate = _slow_row = _forward_rows = None
 
 U64 = np.uint64
 
 
-def _forward_rows_py(z, bias, slope, sat_lo, sat_hi, p, r0, r1, lo, hi, h):
-    """Rows r0..r1 of the forward kernel, with their statistics in ``p`` (N_STATS, width) and,
-    if ``h`` has bins (a fixed range [lo, hi] is known in advance), their histogram in ``h``.
+@njit(**_JIT)
+def _add_bias(zr, br):
+    """``zr += br`` in place; returns how many results are not in (-TAME, TAME) (NaN counts)."""
+    lim = zr.dtype.type(TAME)
+    wild = 0
+    for j in range(U64(zr.size)):
+        x = zr[j] + br[j]
+        zr[j] = x
+        wild += 0 if (x > -lim) & (x < lim) else 1
+    return wild
 
-    Units are taken in tiles of ``TILE`` so that the six per-unit accumulators of a tile stay in
-    the first-level cache while all rows pass over it. The accumulators are float64 whatever
-    z's dtype: float32 sums of squares would overflow from |z| > 1.8e19 on, which exploding
-    networks reach. Each row segment takes short loops that each write few arrays (the vectoriser gives up when
-    it must check many pointers for overlap), with unsigned indices (signed ones keep a
-    negative-index check that also stops it vectorising). A separate function from the parallel
-    loop: inlined into it, the loops did not vectorise.
-    """
-    width = U64(z.shape[1])
-    sa, sa2, sz2, cnt, amin, amax = p[SUM_A], p[SUM_A2], p[SUM_Z2], p[COUNTS], p[MIN_A], p[MAX_A]
-    for j in range(width):
-        sa[j] = sa2[j] = sz2[j] = cnt[j] = 0.0
-        amin[j] = np.inf
-        amax[j] = -np.inf
-    idx = np.empty(TILE, np.int32)
-    for j0 in range(U64(0), width, U64(TILE)):
-        j1 = min(width, j0 + U64(TILE))
-        for r in range(r0, r1):
-            zr = z[r]
-            for j in range(j0, j1):
-                x = zr[j] + bias[j]
-                a = _act(_code, x, slope)
-                zr[j] = a
-                ok = math.isfinite(a)
-                af = np.float64(a) if ok else 0.0
-                xf = np.float64(x) if math.isfinite(x) else 0.0
-                sa[j] += af
-                sa2[j] += af * af
-                sz2[j] += xf * xf
-            for j in range(j0, j1):
-                a = np.float64(zr[j])
-                ok = math.isfinite(a)
-                cnt[j] += ((1.0 if (a < sat_lo or a > sat_hi) else 0.0)
-                           + (128.0 if a == 0.0 else 0.0) + (0.0 if ok else 16384.0))
-                amin[j] = min(amin[j], a if ok else np.inf)
-                amax[j] = max(amax[j], a if ok else -np.inf)
-            if h.size:
-                _count(zr[j0:j1], lo, hi, h, idx)
+
+@njit(**_JIT)
+def _wild(zr):
+    """How many values are not in (-TAME, TAME) (NaN counts): :func:`_add_bias` without a bias."""
+    lim = zr.dtype.type(TAME)
+    wild = 0
+    for j in range(U64(zr.size)):
+        x = zr[j]
+        wild += 0 if (x > -lim) & (x < lim) else 1
+    return wild
+
+
+def _activate_py(zr, z2, slope):
+    """``zr <- phi(zr)``, adding z**2 to the per-unit accumulator ``z2`` (zr's dtype)."""
+    for j in range(U64(zr.size)):
+        x = zr[j]
+        z2[j] += x * x
+        zr[j] = _act(_code, x, slope)
+
+
+@njit(**_JIT)
+def _shifted_sums(zr, shift, sd, sd2):
+    """Add d and d**2 per unit, d = a - shift: with the shift a value of the same unit in the same
+    chunk, the sums keep the spread's precision however large the mean (sigmoid near 0.5)."""
+    for j in range(U64(zr.size)):
+        d = zr[j] - shift[j]
+        sd[j] += d
+        sd2[j] += d * d
+
+
+@njit(**_JIT)
+def _fast_counts(zr, cnt, idx, sat_lo, sat_hi, lo, scale, top):
+    """Add saturated + 128 * zero to ``cnt`` per unit and write each value's histogram bin."""
+    t = zr.dtype.type
+    for j in range(U64(zr.size)):
+        a = zr[j]
+        cnt[j] += (t(1) if (a < sat_lo) | (a > sat_hi) else t(0)) + (t(128) if a == 0 else t(0))
+        idx[j] = np.int32(min(max((a - lo) * scale, t(0)), top))
+
+
+@njit(**_JIT)
+def _fast_counts_range(zr, cnt, amin, amax, sat_lo, sat_hi):
+    """As :func:`_fast_counts`, tracking each unit's extremes instead of histogram bins (for a
+    histogram whose range is only known after the pass)."""
+    t = zr.dtype.type
+    for j in range(U64(zr.size)):
+        a = zr[j]
+        cnt[j] += (t(1) if (a < sat_lo) | (a > sat_hi) else t(0)) + (t(128) if a == 0 else t(0))
+        amin[j] = min(amin[j], a)
+        amax[j] = max(amax[j], a)
+
+
+def _slow_row_py(zr, p, j0, slope, sat_lo, sat_hi):
+    """The float64 path for one row segment (units j0...): ``zr <- phi(zr)`` with statistics
+    added straight to the partials ``p``; non-finite values are counted and left out."""
+    for j in range(zr.size):
+        x = zr[j]
+        a = _act(_code, x, slope)
+        zr[j] = a
+        u = j0 + j
+        xf = np.float64(x)
+        if math.isfinite(xf):
+            p[SUM_Z2, u] += xf * xf
+        af = np.float64(a)
+        if not math.isfinite(af):
+            p[NONFINITE, u] += 1.0
+            continue
+        p[SUM_A, u] += af
+        p[SUM_A2, u] += af * af
+        p[SATURATED, u] += 1.0 if (af < sat_lo or af > sat_hi) else 0.0
+        p[ZERO, u] += 1.0 if af == 0.0 else 0.0
+        p[MIN_A, u] = min(p[MIN_A, u], af)
+        p[MAX_A, u] = max(p[MAX_A, u], af)
+
+
+@njit(**_JIT)
+def _count_bins(idx, h, n):
+    """Count the first ``n`` bin indices (negative: skip) into four interleaved sub-histograms
+    (rows of ``h``), which breaks the store-to-load dependency of runs of equal bins."""
+    for j in range(U64(n)):
+        k = idx[j]
+        if k >= 0:
+            h[j & U64(3), k] += 1
 
 
 @njit(**_JIT)
 def _count(values, lo, hi, h, idx):
     """Add the finite ``values`` to the histogram ``h`` of equal bins over [lo, hi] (values
-    outside go to the end bins), in the values' dtype. Two loops: the bin indices (into the
-    scratch ``idx``; -1 for non-finite values) vectorise, then a scalar loop counts them into
-    four interleaved sub-histograms (rows of ``h``), which breaks the store-to-load dependency
-    of runs of equal bins."""
+    outside go to the end bins), in the values' dtype; ``idx`` is scratch. The bin indices (-1
+    for non-finite values) vectorise; the counting is scalar."""
     bins = h.shape[1]
     t = values.dtype.type
     lo_t = t(lo)
@@ -97,55 +152,129 @@ def _count(values, lo, hi, h, idx):
         v = values[j]
         k = np.int32(min(max((v - lo_t) * scale, t(0)), top))
         idx[j] = k if math.isfinite(v) else np.int32(-1)
-    for j in range(n):
-        k = idx[j]
-        if k >= 0:
-            h[j & U64(3), k] += 1
+    _count_bins(idx, h, n)
 
 
-def _forward_py(z, bias, slope, sat_lo, sat_hi, part, lo, hi, hpart):
-    """In place: ``z[r, j] <- phi(z[r, j] + bias[j])`` (``bias`` and ``slope`` of z's dtype);
-    per-chunk, per-unit statistics in ``part``
-    of shape (n_chunks, N_STATS, width), and per-chunk histograms over [lo, hi] in ``hpart``
-    (n_chunks, 4, bins) unless it has zero bins. Non-finite activations are counted and left out
-    of the sums, extremes and histogram."""
+# Rows of the per-tile accumulators (in the data's dtype): sums of z**2, of d = a - shift and
+# of d**2, counts, extremes, and the shift (each unit's activation in the chunk's first fast row).
+ACC_Z2, ACC_D, ACC_D2, ACC_COUNTS, ACC_MIN, ACC_MAX, ACC_SHIFT = range(7)
+N_ACC = 7
+
+
+def _forward_rows_py(z, bias, biased, slope, sat_lo, sat_hi, p, r0, r1, lo, hi, h, acc, idx):
+    """Rows r0..r1 (one chunk) of the forward kernel, with their statistics in ``p``
+    (N_STATS, width) and, if ``h`` has bins (a fixed range [lo, hi] known in advance), their
+    histogram added to ``h``; otherwise each unit's extremes are recorded. ``acc`` (N_ACC, TILE)
+    and ``idx`` (TILE) are scratch.
+
+    Units are taken in tiles of ``TILE`` so that the accumulators stay in the first-level cache
+    while the chunk's rows pass over the tile. Each row segment takes short loops that each
+    write few arrays (the vectoriser gives up when it must check many pointers for overlap),
+    with unsigned indices (signed ones keep a negative-index check that stops vectorisation).
+    """
+    t = z.dtype.type
+    width = U64(z.shape[1])
+    p[:MIN_A] = 0.0
+    p[MIN_A] = np.inf
+    p[MAX_A] = -np.inf
+    bins = h.shape[1]
+    lo_t, top = t(lo), t(bins - 1)
+    scale = t(bins / (hi - lo) if hi > lo else 0.0)
+    s_lo, s_hi = t(sat_lo), t(sat_hi)
+    for j0 in range(U64(0), width, U64(TILE)):
+        j1 = min(width, j0 + U64(TILE))
+        m = j1 - j0
+        acc[:, :m] = 0
+        acc[ACC_MIN, :m] = np.inf
+        acc[ACC_MAX, :m] = -np.inf
+        fast = 0  # rows of the chunk that took the fast path for this tile
+        for r in range(r0, r1):
+            zr = z[r, j0:j1]
+            if (_add_bias(zr, bias[j0:j1]) if biased else _wild(zr)) == 0:
+                _activate(zr, acc[ACC_Z2, :m], slope)
+                if fast == 0:
+                    acc[ACC_SHIFT, :m] = zr
+                else:
+                    _shifted_sums(zr, acc[ACC_SHIFT, :m], acc[ACC_D, :m], acc[ACC_D2, :m])
+                fast += 1
+                if bins:
+                    _fast_counts(zr, acc[ACC_COUNTS, :m], idx, s_lo, s_hi, lo_t, scale, top)
+                    _count_bins(idx, h, m)
+                else:
+                    _fast_counts_range(zr, acc[ACC_COUNTS, :m], acc[ACC_MIN, :m],
+                                       acc[ACC_MAX, :m], s_lo, s_hi)
+            else:
+                _slow_row(zr, p, j0, slope, sat_lo, sat_hi)
+                if bins:
+                    _count(zr, lo, hi, h, idx)
+        for j in range(m):
+            u = j0 + j
+            k, d, d2 = (np.float64(acc[ACC_SHIFT, j]) if fast else 0.0, np.float64(acc[ACC_D, j]),
+                        np.float64(acc[ACC_D2, j]))
+            p[SUM_Z2, u] += np.float64(acc[ACC_Z2, j])
+            p[SUM_A, u] += fast * k + d
+            p[SUM_A2, u] += fast * k * k + 2.0 * k * d + d2
+            cnt = np.float64(acc[ACC_COUNTS, j])  # saturated + 128 * zero, exact
+            zero = np.floor(cnt * (1.0 / 128.0))
+            p[SATURATED, u] += cnt - 128.0 * zero
+            p[ZERO, u] += zero
+            p[MIN_A, u] = min(p[MIN_A, u], np.float64(acc[ACC_MIN, j]))
+            p[MAX_A, u] = max(p[MAX_A, u], np.float64(acc[ACC_MAX, j]))
+
+
+def _forward_py(z, bias, slope, sat_lo, sat_hi, part, lo, hi, h, c0, c1):
+    """In place, for the rows of chunks c0..c1: ``z[r, j] <- phi(z[r, j] + bias[j])`` (``bias``
+    and ``slope`` of z's dtype); per-chunk, per-unit statistics in ``part`` of shape
+    (n_chunks, N_STATS, width), and the histogram over [lo, hi] added to ``h`` (4, bins) unless
+    it has zero bins. Non-finite activations are counted and left out of the sums, extremes and
+    histogram."""
     rows = U64(z.shape[0])
-    n_chunks = (rows + U64(CHUNK - 1)) // U64(CHUNK)
-    for c in prange(n_chunks):
-        r0 = U64(c) * U64(CHUNK)
-        hpart[c] = 0
-        _forward_rows(z, bias, slope, sat_lo, sat_hi, part[c], r0, min(rows, r0 + U64(CHUNK)),
-                      lo, hi, hpart[c])
+    acc = np.empty((N_ACC, TILE), z.dtype)
+    idx = np.empty(TILE, np.int32)
+    biased = False
+    for j in range(bias.size):
+        biased |= bias[j] != 0
+    for c in range(U64(c0), U64(c1)):
+        r0 = c * U64(CHUNK)
+        _forward_rows(z, bias, biased, slope, sat_lo, sat_hi, part[c], r0, min(rows, r0 + U64(CHUNK)),
+                      lo, hi, h, acc, idx)
 
 
-def _histogram_py(a, lo, hi, hpart):
-    """Per-chunk histograms (n_chunks, 4, bins) of the finite values of ``a`` over [lo, hi]."""
-    rows = U64(a.shape[0])
-    n_chunks = (rows + U64(CHUNK - 1)) // U64(CHUNK)
-    for c in prange(n_chunks):
-        h = hpart[c]
-        h[:] = 0
-        idx = np.empty(a.shape[1], np.int32)
-        for r in range(U64(c) * U64(CHUNK), min(rows, (U64(c) + U64(1)) * U64(CHUNK))):
-            _count(a[r], lo, hi, h, idx)
+@njit(**_JIT)
+def histogram(a, lo, hi, h, r0, r1):
+    """Add the finite values of rows r0..r1 of ``a`` to the histogram ``h`` (4, bins) over
+    [lo, hi]."""
+    idx = np.empty(a.shape[1], np.int32)
+    for r in range(r0, r1):
+        _count(a[r], lo, hi, h, idx)
 
 
-def _backward_rows_py(g, z, slope, r0, r1):
+@njit(**_JIT)
+def reduce_partials(part, samples, out):
+    """One layer's totals from its partials (n_chunks, N_STATS, width), into ``out``: the sums
+    of a, a**2 and z**2, the saturated, zero and non-finite counts, and the number of units that
+    are zero in all ``samples`` rows (dead units). Summed over chunks per unit first (the
+    vectorised direction), then over units."""
+    width = U64(part.shape[2])
+    per_unit = np.zeros((NONFINITE + 1, part.shape[2]))
+    for c in range(part.shape[0]):
+        for k in range(NONFINITE + 1):
+            row, acc = part[c, k], per_unit[k]
+            for j in range(width):
+                acc[j] += row[j]
+    for k in range(NONFINITE + 1):
+        out[k] = per_unit[k].sum()
+    out[NONFINITE + 1] = np.sum(per_unit[ZERO] == samples)
+
+
+def _backward_py(g, z, slope, r0, r1):
+    """In place, rows r0..r1: ``g <- g * phi'(z)`` (the cotangent through the activation)."""
     width = U64(g.shape[1])
     for r in range(r0, r1):
         gr = g[r]
         zr = z[r]
         for j in range(width):
             gr[j] = gr[j] * _deriv(_code, zr[j], slope)
-
-
-def _backward_py(g, z, slope):
-    """In place: ``g <- g * phi'(z)`` (the cotangent through the activation)."""
-    rows = U64(g.shape[0])
-    n_chunks = (rows + U64(CHUNK - 1)) // U64(CHUNK)
-    for c in prange(n_chunks):
-        r0 = U64(c) * U64(CHUNK)
-        _backward_rows(g, z, slope, r0, min(rows, r0 + U64(CHUNK)))
 
 
 def _copy(py, name, env):
@@ -161,13 +290,13 @@ def _specialise(name, dtype):
     scalar = A.BY_DTYPE[dtype]
     env = dict(globals(), _code=A.CODES[name], _act=scalar.activation, _deriv=scalar.derivative)
     tag = f"{name}_{dtype}"
-    env["_forward_rows"] = njit(**_JIT)(_copy(_forward_rows_py, f"forward_rows_{tag}", env))
-    env["_backward_rows"] = njit(**_JIT)(_copy(_backward_rows_py, f"backward_rows_{tag}", env))
-    return (njit(parallel=True, **_JIT)(_copy(_forward_py, f"forward_{tag}", env)),
-            njit(parallel=True, **_JIT)(_copy(_backward_py, f"backward_{tag}", env)))
+    for py in (_activate_py, _slow_row_py, _forward_rows_py):
+        base = py.__name__[:-3]
+        env[base] = njit(**_JIT)(_copy(py, f"{base}_{tag}", env))
+    return (njit(**_JIT)(_copy(_forward_py, f"forward_{tag}", env)),
+            njit(**_JIT)(_copy(_backward_py, f"backward_{tag}", env)))
 
 
 #: (forward, backward) kernels per (activation name, dtype name).
 KERNELS = {(name, dtype): _specialise(name, dtype) for name in A.CODES
            for dtype in ("float32", "float64")}
-histogram = njit(parallel=True, **_JIT)(_histogram_py)
