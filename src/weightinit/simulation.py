@@ -217,7 +217,12 @@ def simulate(depth=None, width=None, *, activation="tanh", scheme=_UNSET, std=No
         layers (default ~sqrt(depth)) and recomputed, so the pass keeps about
         (depth / checkpoint + checkpoint) activation matrices of samples x width.
     progress : bool or callable
-        True prints a progress bar to stderr; a callable is called as ``progress(done, total)``.
+        True prints a progress bar to stderr; a callable is called as ``progress(done, total)``
+        (during the forward pass, from whichever simulation thread finishes a layer last).
+
+    Threads: the samples are split between ``numba.get_num_threads()`` threads in runs of 64-row
+    chunks; while the call runs, BLAS is held to its share of the cores (``threadpoolctl``).
+    Results do not depend on the number of threads.
 
     Returns
     -------
@@ -547,16 +552,7 @@ class _Team:
                     cond.notify_all()
                 raise
 
-        if self._pool is None:
-            loop(0)
-            return
-        futures = [self._pool.submit(loop, t) for t in range(1, self.size)]
-        try:
-            loop(0)
-        finally:
-            wait(futures)
-        for f in futures:
-            f.result()
+        self.run(loop)
 
 
 class _Stopped(Exception):
