@@ -5,10 +5,10 @@ The experiment: ``samples`` inputs pass through ``depth`` dense layers
 and each layer's activations are summarised (mean, variance, saturation, dead units, histogram).
 The matrix products go to BLAS; one fused Numba pass per layer adds the bias, applies the
 activation and accumulates every statistic. Layer ``l``'s weights are regenerated from
-``(seed, l)`` into two alternating buffers (the next layer's are drawn while the current one
-finishes), so memory is O(width**2 + samples * width) for any depth. A team of threads (one per
-Numba thread) splits the samples: each thread multiplies, activates and summarises its own rows
-and draws its share of the next weights (see :class:`_Team`).
+``(seed, l)`` into three rotating buffers (layer l + 2's are drawn while layer l finishes), so
+memory is O(width**2 + samples * width) for any depth. A team of threads (one per Numba thread)
+splits the samples: each thread multiplies, activates and summarises its own rows and draws its
+share of later weights (see :class:`_Team`).
 """
 
 import dataclasses
@@ -245,7 +245,7 @@ def simulate(depth=None, width=None, *, activation="tanh", scheme=_UNSET, std=No
     else:
         n_saved = 0
     item = dtype.itemsize
-    V.check_memory((2 * max(dims[i] * dims[i + 1] for i in range(depth))
+    V.check_memory((3 * max(dims[i] * dims[i + 1] for i in range(depth))
                     + (3 + n_saved) * samples * big) * item + 64 * samples * big,
                    f"simulation of widths up to {big}",
                    "Use fewer `samples` or narrower layers (`width`/`widths`).")
@@ -334,12 +334,16 @@ def simulate(depth=None, width=None, *, activation="tanh", scheme=_UNSET, std=No
         lo, hi = HIST_RANGE.get(activation, (0.0, 0.0))
         fwd(out, bvec, kslope, sat_lo, sat_hi, part[:, :, : dims[layer + 1]], lo, hi,
             hist_t[:, : bins if fixed and z is None else 0], c0, c1)
-        weights.draw(use + 1, t)
 
     def recompute(use, h, out):
         """Forward again for the backward pass; returns the pre-activations z."""
         z = np.empty_like(out)
-        team.run(lambda t: layer_rows(use, t, h, out, parts[0], hists[0, t], z))
+
+        def step(t):
+            layer_rows(use, t, h, out, parts[0], hists[0, t], z)
+            weights.draw(use + 2, t)
+
+        team.run(step)
         return z
 
     def activations(layer):
@@ -370,7 +374,7 @@ def simulate(depth=None, width=None, *, activation="tanh", scheme=_UNSET, std=No
 
     saved = {0: h0} if backward else None
     with team:
-        team.run(lambda t: weights.draw(0, t))
+        team.run(lambda t: (weights.draw(0, t), weights.draw(1, t)))
         team.run_layers(depth, compute, lambda use, t: weights.draw(use, t), finish,
                         None if fixed else count)
         grad_var = grad_norm = None
@@ -415,25 +419,25 @@ def _draw_share(plan, seed, w, t, size):
 
 
 class _Weights:
-    """The layers' weights and biases in the order the simulation uses them, each drawn one step
-    ahead: while the team computes with use i's weights in one buffer, each thread, once done
-    with its rows, draws its share of use i + 1's into the other (and thread 0 its bias).
-    Memory: two matrices of the largest layer."""
+    """The layers' weights and biases in the order the simulation uses them, each drawn two
+    steps ahead: while the team computes with use i's weights, each thread, once done with its
+    rows, draws its share of use i + 2's (and thread 0 its bias) into the third buffer. Memory:
+    three matrices of the largest layer."""
 
     def __init__(self, order, dims, dtype, plans, draw_whole, seeds, bias_of, team):
         self.order, self.dims, self.plans, self.seeds = order, dims, plans, seeds
         self.draw_whole, self.bias_of, self.team = draw_whole, bias_of, team
         size = max(dims[i] * dims[i + 1] for i in range(len(dims) - 1))
-        self.bufs = [np.empty(size, dtype), np.empty(size, dtype)]
-        self.biases = [None, None]
+        self.bufs = [np.empty(size, dtype) for _ in range(3)]
+        self.biases = [None] * 3
 
     def bias(self, use):
-        return self.biases[use % 2]
+        return self.biases[use % 3]
 
     def view(self, use):
         layer = self.order[use]
         n_in, n_out = self.dims[layer], self.dims[layer + 1]
-        return self.bufs[use % 2][: n_in * n_out].reshape(n_in, n_out)
+        return self.bufs[use % 3][: n_in * n_out].reshape(n_in, n_out)
 
     def draw(self, use, t):
         """Thread ``t``'s share of use ``use``'s weights (nothing after the last use). Schemes
@@ -444,7 +448,7 @@ class _Weights:
         layer, w = self.order[use], self.view(use)
         plan = self.plans[layer]
         if t == 0:
-            self.biases[use % 2] = self.bias_of(layer)
+            self.biases[use % 3] = self.bias_of(layer)
         if plan is not None and self.team.size > 1:
             _draw_share(plan, self.seeds[layer], w, t, self.team.size)
         elif t == 0:
@@ -506,17 +510,19 @@ class _Team:
         until every share of layer l's weights is drawn, runs ``compute(l, t)`` on its rows (then,
         if given, waits for every thread's and runs ``count(l, t)``), draws its share of layer
         l + 1's weights with ``draw(l + 1, t)``, and the last thread to finish layer l runs
-        ``finish(l)``.
+        ``finish(l)``, then each draws its share of layer l + 2's weights with ``draw(l + 2, t)``
+        (once every thread has finished layer l - 1, whose weight buffer that reuses).
 
-        There is no barrier: a thread waits only for weights the others drew a layer ago, so
-        uneven progress evens out instead of costing every layer its slowest thread. Safe with
-        two buffers of each kind: when every share of layer l's weights is drawn, every thread
-        has finished layer l - 1, so the buffers of layer l - 1 (weights, statistics) can be
-        reused for layer l + 1. Layer 0's weights must be drawn before. The first error stops
-        every thread and is raised.
+        There is no barrier: a thread waits only for weights the others drew a layer earlier,
+        so a thread may run up to a layer ahead and uneven progress evens out instead of costing
+        every layer its slowest thread. Three weight buffers (layers l, l + 1 and l + 2) and two
+        of statistics suffice: a thread starts layer l + 2, writing layer l's statistics buffer,
+        only after every share of its weights is drawn, which each thread does after finishing
+        layer l (and after ``finish(l)``, if it is the last). The weights of layers 0 and 1 must
+        be drawn before. The first error stops every thread and is raised.
         """
         cond = threading.Condition()
-        drawn, done, computed = [self.size] + [0] * n, [0] * n, [0] * n
+        drawn, done, computed = [self.size] * 2 + [0] * n, [0] * n, [0] * n
         failed = []
 
         def wait_for(counts, i):
@@ -540,10 +546,12 @@ class _Team:
                         add(computed, layer)
                         wait_for(computed, layer)
                         count(layer, t)
-                    draw(layer + 1, t)
-                    add(drawn, layer + 1)
                     if add(done, layer):
                         finish(layer)
+                    if layer:
+                        wait_for(done, layer - 1)
+                    draw(layer + 2, t)
+                    add(drawn, layer + 2)
             except _Stopped:
                 pass
             except BaseException:
@@ -607,7 +615,7 @@ def _backward(h_last, saved, checkpoint, depth, dims, samples, dtype, seed, reco
                 bwd(g, z, slope, r0, r1)  # g <- g * phi'(z)
                 with np.errstate(over="ignore", invalid="ignore"):
                     np.matmul(g[r0:r1], w.T, out=g_in[r0:r1])
-                weights.draw(use + 1, t)
+                weights.draw(use + 2, t)
 
             team.run(step)
             use += 1

@@ -51,6 +51,7 @@ def _constants(dtype):
         _TAIL=1e4,
     )
     consts = {k: f(v) for k, v in values.items()}
+    consts["_WIDE"] = wide
     degree = 13 if wide else 8
     consts["_EXPM1_C"] = tuple(f(1.0 / math.factorial(k)) for k in range(degree, 0, -1))
     return consts
@@ -104,10 +105,37 @@ def _sigmoid(z):
     return _ONE / (_ONE + exp(-z))
 
 
+# float32 tanh: the odd 13/6 rational of Eigen's float tanh (``generic_fast_tanh_float``, also
+# XLA's) on the clamped range [-7.905, 7.905], and z itself for |z| < 4e-4. Relative error below
+# 4e-7 (under 7 ulp, largest near |z| = 6 where tanh is within 1e-5 of 1; the tests check it
+# against float64 over [-60, 60]); about 60% of the work of the expm1 form, which float64 keeps.
+_TANH_P = tuple(np.float32(c) for c in (
+    -2.76076847742355e-16, 2.00018790482477e-13, -8.60467152213735e-11, 5.12229709037114e-08,
+    1.48572235717979e-05, 6.37261928875436e-04, 4.89352455891786e-03))
+_TANH_Q = tuple(np.float32(c) for c in (
+    1.19825839466702e-06, 1.18534705686654e-04, 2.26843463243900e-03, 4.89352518554385e-03))
+_TANH_CLAMP, _TANH_TINY = np.float32(7.90531110763549805), np.float32(4e-4)
+
+
+@njit(**_INLINE)
+def _tanh_f32(z):
+    x = min(max(z, -_TANH_CLAMP), _TANH_CLAMP)
+    x2 = x * x
+    p = _TANH_P[0]
+    for k in range(1, len(_TANH_P)):
+        p = p * x2 + _TANH_P[k]
+    q = _TANH_Q[0]
+    for k in range(1, len(_TANH_Q)):
+        q = q * x2 + _TANH_Q[k]
+    return z if abs(z) < _TANH_TINY else x * p / q
+
+
 @njit(**_INLINE)
 def activation(code, z, slope):
     """phi(z) for activation ``code`` (``slope``: leaky_relu's negative slope, of z's type)."""
     if code == TANH:
+        if not _WIDE:
+            return _tanh_f32(z)
         e = expm1(_MINUS_TWO * abs(z))
         t = -e / (e + _TWO)
         return t if z >= _ZERO else -t
