@@ -12,6 +12,7 @@ share of later weights (see :class:`_Team`).
 """
 
 import dataclasses
+import functools
 import json
 import math
 import threading
@@ -306,8 +307,8 @@ def simulate(depth=None, width=None, *, activation="tanh", scheme=_UNSET, std=No
                        [stream_seed(seed, layer, _WEIGHT) for layer in range(depth)], bias_vector,
                        team)
     bufs = [np.empty(samples * big, dtype), np.empty(samples * big, dtype)]
-    # Statistics and histograms by layer parity: thread 0 reduces layer l's while the others
-    # already compute layer l + 1's.
+    # Statistics and histograms by layer parity: the last thread to finish layer l reduces its
+    # while the others already compute layer l + 1's.
     parts = np.empty((2, team.n_chunks, K.N_STATS, big))
     hists = np.empty((2, team.size, 4, bins), np.int64)
     sat_lo, sat_hi = SATURATION.get(activation, (-math.inf, math.inf))
@@ -322,7 +323,7 @@ def simulate(depth=None, width=None, *, activation="tanh", scheme=_UNSET, std=No
     def layer_rows(use, t, h, out, part, hist_t, z=None):
         """Thread t's rows of out <- phi(h W + b) for weight use ``use`` (with ``z``: also
         z = h W + b), its statistics into ``part`` and (fixed ranges, no ``z``) its histogram into
-        ``hist_t``; then its share of the next use's weights."""
+        ``hist_t``."""
         layer = order[use]
         (r0, r1), (c0, c1) = team.rows[t], team.chunks[t]
         bvec = weights.bias(use)
@@ -375,8 +376,7 @@ def simulate(depth=None, width=None, *, activation="tanh", scheme=_UNSET, std=No
     saved = {0: h0} if backward else None
     with team:
         team.run(lambda t: (weights.draw(0, t), weights.draw(1, t)))
-        team.run_layers(depth, compute, lambda use, t: weights.draw(use, t), finish,
-                        None if fixed else count)
+        team.run_layers(depth, compute, weights.draw, finish, None if fixed else count)
         grad_var = grad_norm = None
         if backward:
             grad_var, grad_norm = _backward(
@@ -479,9 +479,7 @@ class _Team:
 
     def __enter__(self):
         if self.size > 1:
-            from threadpoolctl import threadpool_limits
-
-            self._limits = threadpool_limits(self._blas_threads, user_api="blas")
+            self._limits = _blas_controller().limit(limits=self._blas_threads, user_api="blas")
             self._pool = ThreadPoolExecutor(self.size - 1, thread_name_prefix="weightinit")
         return self
 
@@ -561,6 +559,15 @@ class _Team:
                 raise
 
         self.run(loop)
+
+
+@functools.lru_cache(maxsize=None)
+def _blas_controller():
+    """threadpoolctl's view of the loaded BLAS libraries, found once (finding them takes about
+    1 ms; limiting them through it, microseconds)."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
 
 
 class _Stopped(Exception):
