@@ -202,15 +202,23 @@ def apply(code, z, slope, derivative_order, out):
 
 def _specialise(dtype):
     """Copies of the scalar functions above bound to ``dtype``'s constants: a namespace with
-    ``activation`` and ``derivative`` (inlined into the kernels that call them)."""
+    ``activation`` and ``derivative`` (inlined into the kernels that call them), and
+    ``activation_call``, the same activation as an ordinary function of a run-time ``code``:
+    compiled once per dtype for every activation, for rarely taken paths where inlining would
+    only add compile time."""
     env = dict(globals(), **_constants(dtype), _pow2=_pow2_f32 if dtype == np.float32 else _pow2_f64)
     ns = pytypes.SimpleNamespace()
+    name_of = np.dtype(dtype).name
     for name in ("_reduce", "exp", "expm1", "_sigmoid", "activation", "derivative"):
         py = globals()[name].py_func
         fn = pytypes.FunctionType(py.__code__, env, name)
-        fn.__qualname__ = f"{name}_{np.dtype(dtype).name}"
+        fn.__qualname__ = f"{name}_{name_of}"
         env[name] = njit(**_INLINE)(fn)
         setattr(ns, name, env[name])
+    call = pytypes.FunctionType(activation.py_func.__code__, env, f"activation_call_{name_of}")
+    call.__qualname__ = call.__name__
+    ns.activation_call = njit(cache=True, error_model="numpy", fastmath={"contract"},
+                              nogil=True)(call)
     return ns
 
 

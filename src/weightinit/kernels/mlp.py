@@ -36,7 +36,7 @@ TAME = 2.0 ** 56
 _JIT = dict(cache=True, error_model="numpy", fastmath={"contract"}, nogil=True)
 # Bound per activation and dtype by ``_specialise``: the code (a compile-time constant), the
 # scalar activation and derivative of the dtype, and the functions that call them.
-_code = _act = _deriv = _activate = _slow_row = _forward_rows = None
+_code = _act = _act_call = _deriv = _activate = _slow_row = _forward_rows = None
 
 U64 = np.uint64
 
@@ -109,7 +109,7 @@ def _slow_row_py(zr, p, j0, slope, sat_lo, sat_hi):
     added straight to the partials ``p``; non-finite values are counted and left out."""
     for j in range(zr.size):
         x = zr[j]
-        a = _act(_code, x, slope)
+        a = _act_call(_code, x, slope)  # not inlined: this path is rare, compile time is not
         zr[j] = a
         u = j0 + j
         xf = np.float64(x)
@@ -155,6 +155,34 @@ def _count(values, lo, hi, h, idx):
     _count_bins(idx, h, n)
 
 
+@njit(**_JIT)
+def _fill_rows(a, zero, inf, n, kmin, kmax):
+    """Set the first ``n`` columns of ``a``: row ``kmin`` to ``inf``, row ``kmax`` to ``-inf``,
+    the others to ``zero`` (initial partials and accumulators). Explicit loops: Numba's slice
+    assignments cost seconds of compile time here."""
+    for k in range(a.shape[0]):
+        v = inf if k == kmin else (-inf if k == kmax else zero)
+        row = a[k]
+        for j in range(n):
+            row[j] = v
+
+
+@njit(**_JIT)
+def _any_nonzero(a):
+    """True if any element of ``a`` is not 0 (a plain bool: a literal would compile the caller
+    twice)."""
+    for j in range(a.size):
+        if a[j] != 0:
+            return True
+    return False
+
+
+@njit(**_JIT)
+def _copy_into(dst, src):
+    for j in range(U64(src.size)):
+        dst[j] = src[j]
+
+
 # Rows of the per-tile accumulators (in the data's dtype): sums of z**2, of d = a - shift and
 # of d**2, counts, extremes, and the shift (each unit's activation in the chunk's first fast row).
 ACC_Z2, ACC_D, ACC_D2, ACC_COUNTS, ACC_MIN, ACC_MAX, ACC_SHIFT = range(7)
@@ -174,9 +202,7 @@ def _forward_rows_py(z, bias, biased, slope, sat_lo, sat_hi, p, r0, r1, lo, hi, 
     """
     t = z.dtype.type
     width = U64(z.shape[1])
-    p[:MIN_A] = 0.0
-    p[MIN_A] = np.inf
-    p[MAX_A] = -np.inf
+    _fill_rows(p, 0.0, np.inf, width, MIN_A, MAX_A)
     bins = h.shape[1]
     lo_t, top = t(lo), t(bins - 1)
     scale = t(bins / (hi - lo) if hi > lo else 0.0)
@@ -184,16 +210,14 @@ def _forward_rows_py(z, bias, biased, slope, sat_lo, sat_hi, p, r0, r1, lo, hi, 
     for j0 in range(U64(0), width, U64(TILE)):
         j1 = min(width, j0 + U64(TILE))
         m = j1 - j0
-        acc[:, :m] = 0
-        acc[ACC_MIN, :m] = np.inf
-        acc[ACC_MAX, :m] = -np.inf
+        _fill_rows(acc, t(0), t(np.inf), m, ACC_MIN, ACC_MAX)
         fast = 0  # rows of the chunk that took the fast path for this tile
         for r in range(r0, r1):
             zr = z[r, j0:j1]
             if (_add_bias(zr, bias[j0:j1]) if biased else _wild(zr)) == 0:
                 _activate(zr, acc[ACC_Z2, :m], slope)
                 if fast == 0:
-                    acc[ACC_SHIFT, :m] = zr
+                    _copy_into(acc[ACC_SHIFT], zr)
                 else:
                     _shifted_sums(zr, acc[ACC_SHIFT, :m], acc[ACC_D, :m], acc[ACC_D2, :m])
                 fast += 1
@@ -231,9 +255,7 @@ def _forward_py(z, bias, slope, sat_lo, sat_hi, part, lo, hi, h, c0, c1):
     rows = U64(z.shape[0])
     acc = np.empty((N_ACC, TILE), z.dtype)
     idx = np.empty(TILE, np.int32)
-    biased = False
-    for j in range(bias.size):
-        biased |= bias[j] != 0
+    biased = _any_nonzero(bias)
     for c in range(U64(c0), U64(c1)):
         r0 = c * U64(CHUNK)
         _forward_rows(z, bias, biased, slope, sat_lo, sat_hi, part[c], r0, min(rows, r0 + U64(CHUNK)),
@@ -288,7 +310,8 @@ def _specialise(name, dtype):
     """Forward and backward kernels for one activation and dtype, each a cached module-level
     function."""
     scalar = A.BY_DTYPE[dtype]
-    env = dict(globals(), _code=A.CODES[name], _act=scalar.activation, _deriv=scalar.derivative)
+    env = dict(globals(), _code=A.CODES[name], _act=scalar.activation, _deriv=scalar.derivative,
+               _act_call=scalar.activation_call)
     tag = f"{name}_{dtype}"
     for py in (_activate_py, _slow_row_py, _forward_rows_py):
         base = py.__name__[:-3]
