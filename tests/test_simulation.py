@@ -288,3 +288,35 @@ def test_float32_kernels_compute_activations_to_float32_accuracy(activation):
         assert got.dtype == np.float32
         err = np.abs(got.ravel().astype(np.float64) - ref)
         assert np.all((err <= 3e-7 * np.abs(ref)) | (err < 1e-6)), (order, err.max())
+
+
+def test_concurrent_simulations_agree_and_restore_blas_threads():
+    # Several simulations at once in user threads: each result equals the sequential one, and
+    # BLAS's thread count is back to what it was when the last one ends (overlapping limits
+    # restored in the wrong order would leave it at 1).
+    import threading
+
+    from threadpoolctl import threadpool_info
+
+    def blas_threads():
+        return {i["filepath"]: i["num_threads"] for i in threadpool_info()
+                if i["user_api"] == "blas"}
+
+    before = blas_threads()
+    args = [dict(activation=a, samples=s, seed=k) for k, (a, s) in
+            enumerate([("tanh", 300), ("relu", 200), ("sigmoid", 500), ("tanh", 130)])]
+    expected = [simulate(6, 80, **kw) for kw in args]
+    got = [None] * len(args)
+
+    def run(i):
+        got[i] = simulate(6, 80, **args[i])
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(args))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for e, g in zip(expected, got):
+        assert np.array_equal(e.var, g.var) and np.array_equal(e.hist, g.hist)
+    after = blas_threads()
+    assert {path: after[path] for path in before} == before

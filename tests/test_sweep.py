@@ -30,10 +30,15 @@ needs_mpl = pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None,
 
 @pytest.fixture(scope="module")
 def client():
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=":0", silence_logs=logging.ERROR) as cluster, \
-            distributed.Client(cluster) as c:
-        yield c
+    environ = dict(os.environ)  # distributed's nanny sets *_NUM_THREADS=1 here for its workers
+    try:
+        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                      dashboard_address=":0", silence_logs=logging.ERROR) as cluster, \
+                distributed.Client(cluster) as c:
+            yield c
+    finally:
+        os.environ.clear()
+        os.environ.update(environ)
 
 
 run = run_cli
@@ -208,8 +213,10 @@ SMALL = ["sweep", "--sigma-w", "0.6:2.0:3", "--sigma-b", "0,0.3", "--depth", "10
 @needs_mpl
 def test_cli_end_to_end_on_its_own_local_cluster(tmp_path):
     out, png = tmp_path / "r.zarr", tmp_path / "phase.png"
+    environ = dict(os.environ)
     code, text = run(SMALL + ["--workers", "2", "--out", str(out), "--plot", str(png)])
     assert code == 0, text
+    assert dict(os.environ) == environ  # the cluster's settings for its workers do not leak
     assert "# sweep: tanh, 3 sigma_w x 2 sigma_b = 6 points, 10 layers of 32 units" in text
     assert "# 2 workers:" in text and f"wrote {out}" in text and f"wrote {png}" in text
     assert png.read_bytes()[:8] == PNG

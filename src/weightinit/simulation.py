@@ -476,19 +476,19 @@ class _Team:
                        for t in range(size)]
         self.rows = [(c0 * K.CHUNK, min(samples, c1 * K.CHUNK)) for c0, c1 in self.chunks]
         self._blas_threads = max(1, threads // size)
-        self._pool = self._limits = None
+        self._pool = None
 
     def __enter__(self):
         if self.size > 1:
-            self._limits = _blas_controller().limit(limits=self._blas_threads, user_api="blas")
+            _BLAS.hold(self._blas_threads)
             self._pool = ThreadPoolExecutor(self.size - 1, thread_name_prefix="weightinit")
         return self
 
     def __exit__(self, *exc):
         if self._pool is not None:
             self._pool.shutdown()
-            self._limits.restore_original_limits()
-            self._pool = self._limits = None
+            self._pool = None
+            _BLAS.release()
 
     def run(self, step):
         """``step(t)`` for every thread t (t = 0 on the calling thread); returns when all are
@@ -562,13 +562,39 @@ class _Team:
         self.run(loop)
 
 
+class _BlasLimit:
+    """BLAS's thread limit while any simulation team runs: set by the first team to start,
+    restored when the last one ends (limits set and restored by overlapping calls in other
+    threads would otherwise restore each other's values). threadpoolctl's view of the loaded
+    libraries is found once: that takes about 1 ms, a limit through it microseconds."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._users = 0
+        self._limits = None
+
+    def hold(self, threads):
+        with self._lock:
+            if self._users == 0:
+                self._limits = _blas_controller().limit(limits=threads, user_api="blas")
+            self._users += 1
+
+    def release(self):
+        with self._lock:
+            self._users -= 1
+            if self._users == 0:
+                self._limits.restore_original_limits()
+                self._limits = None
+
+
 @functools.lru_cache(maxsize=None)
 def _blas_controller():
-    """threadpoolctl's view of the loaded BLAS libraries, found once (finding them takes about
-    1 ms; limiting them through it, microseconds)."""
     from threadpoolctl import ThreadpoolController
 
     return ThreadpoolController()
+
+
+_BLAS = _BlasLimit()
 
 
 class _Stopped(Exception):

@@ -248,11 +248,26 @@ def _client(workers, scheduler, stack):
         raise ImportError('Sweeps need dask.distributed: pip install "weightinit[dask]"') from exc
     if scheduler is not None:
         return stack.enter_context(Client(scheduler)), None
+    stack.enter_context(_environ_kept())
     with _children_ignore_sigint():
         cluster = stack.enter_context(LocalCluster(
             n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
             silence_logs=logging.ERROR))
     return stack.enter_context(Client(cluster)), cluster
+
+
+@contextlib.contextmanager
+def _environ_kept():
+    """Restore ``os.environ`` on exit: distributed's nanny sets OMP_NUM_THREADS,
+    OPENBLAS_NUM_THREADS, MKL_NUM_THREADS and MALLOC_TRIM_THRESHOLD_ in this process for its
+    workers, which would otherwise make every process the caller starts later single-threaded."""
+    before = dict(os.environ)
+    try:
+        yield
+    finally:
+        for key in set(os.environ) - set(before):
+            del os.environ[key]
+        os.environ.update(before)
 
 
 @contextlib.contextmanager
