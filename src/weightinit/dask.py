@@ -75,9 +75,6 @@ def _fill_block(plan, seed, offset, shape, location, out):
     tensor. A box of whole trailing dimensions (e.g. whole rows) is one run. This is the only place
     chunked generation fills values (the dask graph and :func:`write_zarr` both call it).
     """
-    if plan.kind == "constant":
-        out.fill(plan.params[0])
-        return out
     if plan.kind == "eye":  # identity: gain on the main diagonal (rectangular eye)
         out.fill(0)
         (r0, r1), (c0, c1) = location
@@ -103,11 +100,9 @@ def _fill_block(plan, seed, offset, shape, location, out):
     for a in range(t):  # flat index of each run's first element, in C order of the box
         idx = np.arange(location[a][0], location[a][1], dtype=np.int64) * strides[a]
         starts = (starts[:, None] + idx[None, :]).reshape(-1)
-    draw = getattr(R, plan.kind)
     flat = out.reshape(-1)
     for k, s in enumerate(starts.tolist()):
-        draw((run,), *plan.params, seed=seed, dtype=out.dtype, out=flat[k * run:(k + 1) * run],
-             offset=offset + first + s)
+        R._fill_run(plan, seed, flat[k * run:(k + 1) * run], offset + first + s)
     return out
 
 

@@ -193,6 +193,19 @@ def serial():
         _serial.on = before
 
 
+def _fill_run(plan, seed, out, offset):
+    """Fill the 1-D ``out`` with the flat (C-order) elements ``offset, offset + 1, ...`` of the
+    tensor ``plan`` describes (an element-wise or constant :class:`Plan`): the values of the whole
+    draw, whatever the runs it is cut into. The one place chunked and shared draws fill values
+    (the dask blocks, the zarr writer and the simulation's threads)."""
+    if plan.kind == "constant":
+        out.fill(plan.params[0])
+    elif out.size:
+        globals()[plan.kind]((out.size,), *plan.params, seed=seed, dtype=out.dtype, out=out,
+                             offset=offset)
+    return out
+
+
 def _check_range(dtype, **values):
     """Every value must be representable in ``dtype`` (so no arithmetic on it overflows)."""
     big = float(np.finfo(dtype).max)

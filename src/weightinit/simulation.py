@@ -314,6 +314,7 @@ def simulate(depth=None, width=None, *, activation="tanh", scheme=_UNSET, std=No
     hists = np.empty((2, team.size, 4, bins), np.int64)
     sat_lo, sat_hi = SATURATION.get(activation, (-math.inf, math.inf))
     fixed = activation in HIST_RANGE  # histogram range known in advance: counted in the pass
+    fixed_range = HIST_RANGE.get(activation, (0.0, 0.0))
 
     stats = {k: np.empty(depth) for k in ("mean", "var", "q", "saturated", "dead", "dead_units",
                                           "nonfinite")}
@@ -333,8 +334,7 @@ def simulate(depth=None, width=None, *, activation="tanh", scheme=_UNSET, std=No
             if z is not None:
                 np.add(out[r0:r1], bvec, out=z[r0:r1])
         hist_t[:] = 0
-        lo, hi = HIST_RANGE.get(activation, (0.0, 0.0))
-        fwd(out, bvec, kslope, sat_lo, sat_hi, part[:, :, : dims[layer + 1]], lo, hi,
+        fwd(out, bvec, kslope, sat_lo, sat_hi, part[:, :, : dims[layer + 1]], *fixed_range,
             hist_t[:, : bins if fixed and z is None else 0], c0, c1)
 
     def recompute(use, h, out):
@@ -368,8 +368,7 @@ def simulate(depth=None, width=None, *, activation="tanh", scheme=_UNSET, std=No
         part = parts[par, :, :, : dims[layer + 1]]
         _reduce_layer(part, samples, layer, stats)
         hist[layer] = hists[par].sum(axis=(0, 1))
-        edges[layer] = np.linspace(*(HIST_RANGE[activation] if fixed else _data_range(part)),
-                                   bins + 1)
+        edges[layer] = np.linspace(*(fixed_range if fixed else _data_range(part)), bins + 1)
         if backward and layer + 1 in starts:
             saved[layer + 1] = activations(layer).copy()
         report(layer + 1)
@@ -411,12 +410,8 @@ def _draw_share(plan, seed, w, t, size):
     describes, drawn with the serial kernels: the values are those of the whole draw."""
     flat = w.reshape(-1)
     a, b = t * flat.size // size, (t + 1) * flat.size // size
-    if plan.kind == "constant":
-        flat[a:b] = plan.params[0]
-    elif b > a:
-        with serial():
-            getattr(R, plan.kind)((b - a,), *plan.params, seed=seed, dtype=w.dtype,
-                                  out=flat[a:b], offset=a)
+    with serial():
+        R._fill_run(plan, seed, flat[a:b], a)
 
 
 class _Weights:
@@ -507,10 +502,10 @@ class _Team:
     def run_layers(self, n, compute, draw, finish, count=None):
         """The forward pass, each thread at its own pace: for layer l = 0..n-1, thread t waits
         until every share of layer l's weights is drawn, runs ``compute(l, t)`` on its rows (then,
-        if given, waits for every thread's and runs ``count(l, t)``), draws its share of layer
-        l + 1's weights with ``draw(l + 1, t)``, and the last thread to finish layer l runs
-        ``finish(l)``, then each draws its share of layer l + 2's weights with ``draw(l + 2, t)``
-        (once every thread has finished layer l - 1, whose weight buffer that reuses).
+        if given, waits for every thread's and runs ``count(l, t)``); the last thread to finish
+        layer l runs ``finish(l)``; then each draws its share of layer l + 2's weights with
+        ``draw(l + 2, t)``, once every thread has finished layer l - 1, whose weight buffer that
+        reuses.
 
         There is no barrier: a thread waits only for weights the others drew a layer earlier,
         so a thread may run up to a layer ahead and uneven progress evens out instead of costing

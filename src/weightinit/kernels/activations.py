@@ -6,7 +6,7 @@ in float64, 8 in float32, error below 2 ulp), so loops over them vectorise; libm
 form in this Numba build.
 
 Every function is written once, with its constants as module globals. The float64 versions are
-the module-level functions themselves; :data:`FLOAT32` holds copies of the same code compiled
+the module-level functions themselves; :data:`BY_DTYPE` holds copies of the same code compiled
 against float32 constants (see :func:`_specialise`), so that a float32 simulation computes in
 float32 throughout (twice the SIMD lanes) instead of widening every value to float64.
 """

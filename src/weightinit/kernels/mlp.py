@@ -42,24 +42,14 @@ U64 = np.uint64
 
 
 @njit(**_JIT)
-def _add_bias(zr, br):
-    """``zr += br`` in place; returns how many results are not in (-TAME, TAME) (NaN counts)."""
+def _add_bias(zr, br, biased):
+    """``zr += br`` in place (if ``biased``: a zero bias is not added at all); returns how many
+    results are not in (-TAME, TAME) (NaN counts)."""
     lim = zr.dtype.type(TAME)
     wild = 0
     for j in range(U64(zr.size)):
-        x = zr[j] + br[j]
+        x = zr[j] + br[j] if biased else zr[j]
         zr[j] = x
-        wild += 0 if (x > -lim) & (x < lim) else 1
-    return wild
-
-
-@njit(**_JIT)
-def _wild(zr):
-    """How many values are not in (-TAME, TAME) (NaN counts): :func:`_add_bias` without a bias."""
-    lim = zr.dtype.type(TAME)
-    wild = 0
-    for j in range(U64(zr.size)):
-        x = zr[j]
         wild += 0 if (x > -lim) & (x < lim) else 1
     return wild
 
@@ -83,23 +73,40 @@ def _shifted_sums(zr, shift, sd, sd2):
 
 
 @njit(**_JIT)
+def _sat_zero(a, sat_lo, sat_hi):
+    """saturated + 128 * zero for one value (the count a fast-path accumulator adds)."""
+    t = type(a)
+    return (t(1) if (a < sat_lo) | (a > sat_hi) else t(0)) + (t(128) if a == 0 else t(0))
+
+
+@njit(**_JIT)
+def _bin_params(t, lo, hi, bins):
+    """(lo, scale, top) in the dtype ``t`` for equal bins over [lo, hi]; see :func:`_bin`."""
+    return t(lo), t(bins / (hi - lo) if hi > lo else 0.0), t(bins - 1)
+
+
+@njit(**_JIT)
+def _bin(v, lo, scale, top):
+    """The bin of the finite ``v``: values outside [lo, hi] go to the end bins."""
+    return np.int32(min(max((v - lo) * scale, type(v)(0)), top))
+
+
+@njit(**_JIT)
 def _fast_counts(zr, cnt, idx, sat_lo, sat_hi, lo, scale, top):
     """Add saturated + 128 * zero to ``cnt`` per unit and write each value's histogram bin."""
-    t = zr.dtype.type
     for j in range(U64(zr.size)):
         a = zr[j]
-        cnt[j] += (t(1) if (a < sat_lo) | (a > sat_hi) else t(0)) + (t(128) if a == 0 else t(0))
-        idx[j] = np.int32(min(max((a - lo) * scale, t(0)), top))
+        cnt[j] += _sat_zero(a, sat_lo, sat_hi)
+        idx[j] = _bin(a, lo, scale, top)
 
 
 @njit(**_JIT)
 def _fast_counts_range(zr, cnt, amin, amax, sat_lo, sat_hi):
     """As :func:`_fast_counts`, tracking each unit's extremes instead of histogram bins (for a
     histogram whose range is only known after the pass)."""
-    t = zr.dtype.type
     for j in range(U64(zr.size)):
         a = zr[j]
-        cnt[j] += (t(1) if (a < sat_lo) | (a > sat_hi) else t(0)) + (t(128) if a == 0 else t(0))
+        cnt[j] += _sat_zero(a, sat_lo, sat_hi)
         amin[j] = min(amin[j], a)
         amax[j] = max(amax[j], a)
 
@@ -142,15 +149,11 @@ def _count(values, lo, hi, h, idx):
     """Add the finite ``values`` to the histogram ``h`` of equal bins over [lo, hi] (values
     outside go to the end bins), in the values' dtype; ``idx`` is scratch. The bin indices (-1
     for non-finite values) vectorise; the counting is scalar."""
-    bins = h.shape[1]
-    t = values.dtype.type
-    lo_t = t(lo)
-    scale = t(bins / (hi - lo) if hi > lo else 0.0)
-    top = t(bins - 1)
+    lo_t, scale, top = _bin_params(values.dtype.type, lo, hi, h.shape[1])
     n = U64(values.size)
     for j in range(n):
         v = values[j]
-        k = np.int32(min(max((v - lo_t) * scale, t(0)), top))
+        k = _bin(v, lo_t, scale, top)
         idx[j] = k if math.isfinite(v) else np.int32(-1)
     _count_bins(idx, h, n)
 
@@ -204,8 +207,7 @@ def _forward_rows_py(z, bias, biased, slope, sat_lo, sat_hi, p, r0, r1, lo, hi, 
     width = U64(z.shape[1])
     _fill_rows(p, 0.0, np.inf, width, MIN_A, MAX_A)
     bins = h.shape[1]
-    lo_t, top = t(lo), t(bins - 1)
-    scale = t(bins / (hi - lo) if hi > lo else 0.0)
+    lo_t, scale, top = _bin_params(t, lo, hi, bins)
     s_lo, s_hi = t(sat_lo), t(sat_hi)
     for j0 in range(U64(0), width, U64(TILE)):
         j1 = min(width, j0 + U64(TILE))
@@ -214,7 +216,7 @@ def _forward_rows_py(z, bias, biased, slope, sat_lo, sat_hi, p, r0, r1, lo, hi, 
         fast = 0  # rows of the chunk that took the fast path for this tile
         for r in range(r0, r1):
             zr = z[r, j0:j1]
-            if (_add_bias(zr, bias[j0:j1]) if biased else _wild(zr)) == 0:
+            if _add_bias(zr, bias[j0:j1], biased) == 0:
                 _activate(zr, acc[ACC_Z2, :m], slope)
                 if fast == 0:
                     _copy_into(acc[ACC_SHIFT], zr)
