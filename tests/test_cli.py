@@ -13,6 +13,7 @@ import pytest
 
 import weightinit as W
 from weightinit import cli
+from weightinit.cli import generate as generate_cmd
 
 
 def run(argv):
@@ -164,10 +165,10 @@ def test_generate_small_equals_library(tmp_path, scheme, argv, params, dtype):
 def test_generate_streamed_equals_library(tmp_path, monkeypatch, scheme, argv, params, dtype):
     # Shrink the chunk so a 50 x 71 tensor (3550 elements) streams in chunks of 1000, with a
     # ragged last chunk and chunk boundaries inside Philox blocks.
-    monkeypatch.setattr(cli, "_CHUNK", 1000)
+    monkeypatch.setattr(generate_cmd, "_CHUNK", 1000)
     calls = []
-    real = cli._draw_chunk
-    monkeypatch.setattr(cli, "_draw_chunk", lambda *a: (calls.append(a[2]), real(*a))[1])
+    real = generate_cmd._draw_chunk
+    monkeypatch.setattr(generate_cmd, "_draw_chunk", lambda *a: (calls.append(a[2]), real(*a))[1])
     path = tmp_path / "big.npy"
     shape = (50, 71)
     code, _ = run(["generate", "--shape", "50", "71", "--scheme", scheme, "--seed", "99",
@@ -188,7 +189,7 @@ def test_generate_whole_honours_offset_param(tmp_path):
 
 
 def test_generate_streamed_honours_offset_param(tmp_path, monkeypatch):
-    monkeypatch.setattr(cli, "_CHUNK", 100)
+    monkeypatch.setattr(generate_cmd, "_CHUNK", 100)
     path = tmp_path / "o.npy"
     assert run(["generate", "--shape", "30", "20", "--scheme", "he_normal", "--seed", "3",
                 "-p", "offset=7", "--out", str(path)])[0] == 0
@@ -196,7 +197,7 @@ def test_generate_streamed_honours_offset_param(tmp_path, monkeypatch):
 
 
 def test_generate_streamed_keras_layout(tmp_path, monkeypatch):
-    monkeypatch.setattr(cli, "_CHUNK", 64)
+    monkeypatch.setattr(generate_cmd, "_CHUNK", 64)
     path = tmp_path / "k.npy"
     code, _ = run(["generate", "--shape", "3", "3", "8", "16", "--scheme", "he_uniform",
                    "--layout", "keras", "--seed", "5", "--out", str(path)])
@@ -235,7 +236,7 @@ def test_generate_file_permissions_follow_umask(tmp_path):
 def test_generate_error_exits_2_and_writes_nothing(tmp_path, monkeypatch, capsys, argv, message,
                                                    chunk):
     if chunk:
-        monkeypatch.setattr(cli, "_CHUNK", chunk)
+        monkeypatch.setattr(generate_cmd, "_CHUNK", chunk)
     path = tmp_path / "w.npy"
     code, text = run(["generate", "--shape", "30", "20", "--out", str(path)] + argv)
     assert code == 2
@@ -255,8 +256,8 @@ def test_generate_error_keeps_the_previous_file(tmp_path, capsys):
 
 @pytest.mark.parametrize("exc, code", [(ValueError("boom"), 2), (KeyboardInterrupt(), 130)])
 def test_generate_failure_mid_stream_leaves_no_part_file(tmp_path, monkeypatch, capsys, exc, code):
-    monkeypatch.setattr(cli, "_CHUNK", 100)
-    real = cli._draw_chunk
+    monkeypatch.setattr(generate_cmd, "_CHUNK", 100)
+    real = generate_cmd._draw_chunk
     calls = []
 
     def flaky(plan, seed, start, out):
@@ -265,7 +266,7 @@ def test_generate_failure_mid_stream_leaves_no_part_file(tmp_path, monkeypatch, 
             raise exc
         real(plan, seed, start, out)
 
-    monkeypatch.setattr(cli, "_draw_chunk", flaky)
+    monkeypatch.setattr(generate_cmd, "_draw_chunk", flaky)
     path = tmp_path / "w.npy"
     np.save(path, np.zeros(2))
     assert run(["generate", "--shape", "30", "20", "--scheme", "he_normal", "--seed", "1",
