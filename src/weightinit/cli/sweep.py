@@ -1,5 +1,5 @@
 """``weightinit sweep``: simulate a (sigma_w, sigma_b) grid on dask.distributed (the "dask"
-extra).
+extra)."""
 
 import math
 import os
