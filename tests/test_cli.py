@@ -298,24 +298,45 @@ class _Tty(io.StringIO):
         return True
 
 
-def test_progress_bar_only_on_a_terminal():
+@pytest.mark.parametrize("flag, shown", [([], True), (["--progress"], True),
+                                         (["--no-progress"], False)])
+def test_generate_progress_bar_only_on_a_terminal(tmp_path, monkeypatch, flag, shown):
+    """tqdm draws the bar on stderr when it is a terminal (and not --no-progress), never
+    elsewhere; the bar ends at 100% of the elements."""
+    monkeypatch.setattr(generate_cmd, "_CHUNK", 100)  # 300 elements: three chunks
+    argv = ["generate", "--shape", "3", "100", "--scheme", "normal", "--seed", "1"] + flag
     silent = io.StringIO()
-    bar = cli.Progress(100, "gen", stream=silent)
-    bar.update(50)
-    bar.close()
-    assert silent.getvalue() == ""
+    monkeypatch.setattr(sys, "stderr", silent)
+    assert run(argv + ["--out", str(tmp_path / "a.npy")])[0] == 0
+    assert silent.getvalue() == ""  # not a terminal: no bar, even with --progress
     tty = _Tty()
-    bar = cli.Progress(100, "gen", stream=tty)
-    bar.update(50)
-    bar.update(100)
-    bar.close()
-    assert "50.0%" in tty.getvalue() and "100.0%" in tty.getvalue()
-    assert tty.getvalue().endswith("\n")
-    off = _Tty()
-    bar = cli.Progress(100, "gen", stream=off, enabled=False)
-    bar.update(10)
-    bar.close()
-    assert off.getvalue() == ""
+    monkeypatch.setattr(sys, "stderr", tty)
+    assert run(argv + ["--out", str(tmp_path / "b.npy")])[0] == 0
+    text = tty.getvalue()
+    if shown:
+        assert "generate: 100%" in text and "300/300" in text, text
+        assert text.endswith("\n")
+    else:
+        assert text == ""
+    np.testing.assert_array_equal(np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy"))
+
+
+def test_progress_bar_is_tqdm_and_off_when_disabled(monkeypatch):
+    from tqdm import tqdm
+
+    from weightinit.cli.common import progress_bar
+
+    tty = _Tty()
+    monkeypatch.setattr(sys, "stderr", tty)
+    with progress_bar(4, "x", enabled=False) as bar:
+        assert isinstance(bar, tqdm)
+        bar.update(4)
+    with progress_bar(0, "empty") as bar:  # nothing to do: no bar
+        pass
+    assert tty.getvalue() == ""
+    with progress_bar(4, "x") as bar:
+        bar.update(2)
+    assert "x:  50%" in tty.getvalue()
 
 
 # ----------------------------------------------------------------------------- subprocess

@@ -34,7 +34,6 @@ import sys
 import threading
 
 from .. import __version__
-from .._progress import Progress  # noqa: F401 - re-exported (weightinit.cli.Progress)
 from .common import MissingDependencyError
 
 #: The command modules, one a line, in the order of ``weightinit --help``.

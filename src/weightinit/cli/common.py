@@ -16,7 +16,6 @@ import tempfile
 
 import numpy as np
 
-from .._progress import Progress
 
 
 class MissingDependencyError(RuntimeError):
@@ -91,16 +90,24 @@ def want_progress(args):
     return (True if args.progress is None else args.progress) and sys.stderr.isatty()
 
 
+def progress_bar(total, desc, enabled=True):
+    """A tqdm bar of ``total`` steps on stderr, drawn only if ``enabled`` and stderr is a terminal
+    (tqdm's ``disable=None``); use it as a context manager so that an error closes it."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, disable=None if enabled and total > 0 else True,
+                file=sys.stderr)
+
+
 def phase_grid(activation, sw_grid, sb_grid, slope, progress):
     """chi1 on the grid (rows sigma_b), one row at a time so a progress bar can follow."""
     from .. import theory as T
 
-    bar = Progress(len(sb_grid), "phase diagram", enabled=progress)
     rows = []
-    for i, sb in enumerate(sb_grid):
-        rows.append(T.phase_diagram(activation, sw_grid, [sb], slope=slope)[0])
-        bar.update(i + 1)
-    bar.close()
+    with progress_bar(len(sb_grid), "phase diagram", progress) as bar:
+        for sb in sb_grid:
+            rows.append(T.phase_diagram(activation, sw_grid, [sb], slope=slope)[0])
+            bar.update(1)
     return np.array(rows)
 
 

@@ -13,10 +13,10 @@ import numpy as np
 
 from .. import initializers as _init
 from .. import random as R
-from .._progress import Progress
 from .._validate import check_memory
 from ..random import _check_seed, planning
-from .common import MissingDependencyError, argtype, check_disk, publish, scheme_options
+from .common import (MissingDependencyError, argtype, check_disk, progress_bar, progress_option,
+                     publish, scheme_options, want_progress)
 
 
 _CHUNK = 1 << 24  # elements per chunk when streaming a large tensor to disk
@@ -37,7 +37,7 @@ def add_parser(sub):
     g.add_argument("--chunk-mib", type=argtype(float, 1e-6, "a positive number"), default=64.0,
                    help="with --zarr: MiB per chunk of whole rows (default 64; at least one "
                    "row per chunk)")
-    g.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    progress_option(g)
     scheme_options(g)
     g.set_defaults(run=run)
 
@@ -67,12 +67,12 @@ def run(args, stdout):
             check_memory(_CHUNK * dtype.itemsize, "one chunk")
             mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
             flat = mm.reshape(-1)
-            bar = Progress(n, "generate", enabled=not args.no_progress)
-            for start in range(0, n, _CHUNK):
-                stop = min(start + _CHUNK, n)
-                _draw_chunk(plan, kwargs["seed"], kwargs.get("offset", 0) + start, flat[start:stop])
-                bar.update(stop)
-            bar.close()
+            with progress_bar(n, "generate", want_progress(args)) as bar:
+                for start in range(0, n, _CHUNK):
+                    stop = min(start + _CHUNK, n)
+                    _draw_chunk(plan, kwargs["seed"], kwargs.get("offset", 0) + start,
+                                flat[start:stop])
+                    bar.update(stop - start)
             mm.flush()
             del mm, flat
         else:
@@ -116,8 +116,8 @@ def _generate_zarr(args, stdout):
 
     def progress(done, total):
         if not bars:
-            bars.append(Progress(total, "generate", enabled=not args.no_progress))
-        bars[0].update(done)
+            bars.append(progress_bar(total, "generate", want_progress(args)))
+        bars[0].update(done - bars[0].n)
 
     try:
         info = D.write_zarr(args.zarr, shape, args.scheme, seed=args.seed, dtype=dtype,

@@ -6,9 +6,8 @@ import os
 
 import numpy as np
 
-from .._progress import Progress
 from .common import (MissingDependencyError, Outputs, check_outputs, finite_float, import_plotting,
-                     positive_int, nonneg_int, progress_option, want_progress)
+                     nonneg_int, positive_int, progress_bar, progress_option, want_progress)
 
 
 def add_parser(sub):
@@ -75,14 +74,11 @@ def run(args, stdout):
                 'pip install "weightinit[dask]"')
     plotting = import_plotting() if args.plot else None
     fmt = plotting.check_path(args.plot) if args.plot else None
-    bar = Progress(sws.size * sbs.size, "sweep", enabled=want_progress(args))
-    try:
+    with progress_bar(sws.size * sbs.size, "sweep", want_progress(args)) as bar:
         result = SW.sweep(args.activation, sws, sbs, depth=args.depth, width=args.width,
                           samples=args.samples, seed=args.seed, dtype=args.dtype,
                           slope=args.slope, workers=args.workers, scheduler=args.scheduler,
-                          progress=lambda done, total: bar.update(done))
-    finally:
-        bar.close()
+                          progress=lambda done, total: bar.update(done - bar.n))
     _print_sweep(result, stdout)
     outputs = Outputs()
     try:
