@@ -19,6 +19,7 @@ import inspect
 import io
 import math
 import os
+import shutil
 import time
 import tracemalloc
 from types import SimpleNamespace
@@ -453,7 +454,7 @@ def test_generate_whole_scheme_bigger_than_memory_fails_clearly(tmp_path, capsys
 def test_generate_bigger_than_the_disk_fails_before_writing(tmp_path, monkeypatch, capsys, free):
     shape = [str(HUGE)] if free is None else ["2000", "20000"]  # 37 TiB, or 160 MB
     if free is not None:
-        monkeypatch.setattr(cli.shutil, "disk_usage",
+        monkeypatch.setattr(shutil, "disk_usage",
                             lambda path: SimpleNamespace(total=2**40, used=2**40 - free, free=free))
     t0 = time.perf_counter()
     code, err = _generate(["--shape", *shape, "--scheme", "normal", "--seed", "0",

@@ -13,6 +13,7 @@ import pytest
 
 import weightinit as W
 from weightinit import cli
+from weightinit.cli import generate as generate_cmd
 
 
 def run(argv):
@@ -164,10 +165,10 @@ def test_generate_small_equals_library(tmp_path, scheme, argv, params, dtype):
 def test_generate_streamed_equals_library(tmp_path, monkeypatch, scheme, argv, params, dtype):
     # Shrink the chunk so a 50 x 71 tensor (3550 elements) streams in chunks of 1000, with a
     # ragged last chunk and chunk boundaries inside Philox blocks.
-    monkeypatch.setattr(cli, "_CHUNK", 1000)
+    monkeypatch.setattr(generate_cmd, "_CHUNK", 1000)
     calls = []
-    real = cli._draw_chunk
-    monkeypatch.setattr(cli, "_draw_chunk", lambda *a: (calls.append(a[2]), real(*a))[1])
+    real = generate_cmd._draw_chunk
+    monkeypatch.setattr(generate_cmd, "_draw_chunk", lambda *a: (calls.append(a[2]), real(*a))[1])
     path = tmp_path / "big.npy"
     shape = (50, 71)
     code, _ = run(["generate", "--shape", "50", "71", "--scheme", scheme, "--seed", "99",
@@ -188,7 +189,7 @@ def test_generate_whole_honours_offset_param(tmp_path):
 
 
 def test_generate_streamed_honours_offset_param(tmp_path, monkeypatch):
-    monkeypatch.setattr(cli, "_CHUNK", 100)
+    monkeypatch.setattr(generate_cmd, "_CHUNK", 100)
     path = tmp_path / "o.npy"
     assert run(["generate", "--shape", "30", "20", "--scheme", "he_normal", "--seed", "3",
                 "-p", "offset=7", "--out", str(path)])[0] == 0
@@ -196,7 +197,7 @@ def test_generate_streamed_honours_offset_param(tmp_path, monkeypatch):
 
 
 def test_generate_streamed_keras_layout(tmp_path, monkeypatch):
-    monkeypatch.setattr(cli, "_CHUNK", 64)
+    monkeypatch.setattr(generate_cmd, "_CHUNK", 64)
     path = tmp_path / "k.npy"
     code, _ = run(["generate", "--shape", "3", "3", "8", "16", "--scheme", "he_uniform",
                    "--layout", "keras", "--seed", "5", "--out", str(path)])
@@ -235,7 +236,7 @@ def test_generate_file_permissions_follow_umask(tmp_path):
 def test_generate_error_exits_2_and_writes_nothing(tmp_path, monkeypatch, capsys, argv, message,
                                                    chunk):
     if chunk:
-        monkeypatch.setattr(cli, "_CHUNK", chunk)
+        monkeypatch.setattr(generate_cmd, "_CHUNK", chunk)
     path = tmp_path / "w.npy"
     code, text = run(["generate", "--shape", "30", "20", "--out", str(path)] + argv)
     assert code == 2
@@ -255,8 +256,8 @@ def test_generate_error_keeps_the_previous_file(tmp_path, capsys):
 
 @pytest.mark.parametrize("exc, code", [(ValueError("boom"), 2), (KeyboardInterrupt(), 130)])
 def test_generate_failure_mid_stream_leaves_no_part_file(tmp_path, monkeypatch, capsys, exc, code):
-    monkeypatch.setattr(cli, "_CHUNK", 100)
-    real = cli._draw_chunk
+    monkeypatch.setattr(generate_cmd, "_CHUNK", 100)
+    real = generate_cmd._draw_chunk
     calls = []
 
     def flaky(plan, seed, start, out):
@@ -265,7 +266,7 @@ def test_generate_failure_mid_stream_leaves_no_part_file(tmp_path, monkeypatch, 
             raise exc
         real(plan, seed, start, out)
 
-    monkeypatch.setattr(cli, "_draw_chunk", flaky)
+    monkeypatch.setattr(generate_cmd, "_draw_chunk", flaky)
     path = tmp_path / "w.npy"
     np.save(path, np.zeros(2))
     assert run(["generate", "--shape", "30", "20", "--scheme", "he_normal", "--seed", "1",
@@ -297,24 +298,45 @@ class _Tty(io.StringIO):
         return True
 
 
-def test_progress_bar_only_on_a_terminal():
+@pytest.mark.parametrize("flag, shown", [([], True), (["--progress"], True),
+                                         (["--no-progress"], False)])
+def test_generate_progress_bar_only_on_a_terminal(tmp_path, monkeypatch, flag, shown):
+    """tqdm draws the bar on stderr when it is a terminal (and not --no-progress), never
+    elsewhere; the bar ends at 100% of the elements."""
+    monkeypatch.setattr(generate_cmd, "_CHUNK", 100)  # 300 elements: three chunks
+    argv = ["generate", "--shape", "3", "100", "--scheme", "normal", "--seed", "1"] + flag
     silent = io.StringIO()
-    bar = cli.Progress(100, "gen", stream=silent)
-    bar.update(50)
-    bar.close()
-    assert silent.getvalue() == ""
+    monkeypatch.setattr(sys, "stderr", silent)
+    assert run(argv + ["--out", str(tmp_path / "a.npy")])[0] == 0
+    assert silent.getvalue() == ""  # not a terminal: no bar, even with --progress
     tty = _Tty()
-    bar = cli.Progress(100, "gen", stream=tty)
-    bar.update(50)
-    bar.update(100)
-    bar.close()
-    assert "50.0%" in tty.getvalue() and "100.0%" in tty.getvalue()
-    assert tty.getvalue().endswith("\n")
-    off = _Tty()
-    bar = cli.Progress(100, "gen", stream=off, enabled=False)
-    bar.update(10)
-    bar.close()
-    assert off.getvalue() == ""
+    monkeypatch.setattr(sys, "stderr", tty)
+    assert run(argv + ["--out", str(tmp_path / "b.npy")])[0] == 0
+    text = tty.getvalue()
+    if shown:
+        assert "generate: 100%" in text and "300/300" in text, text
+        assert text.endswith("\n")
+    else:
+        assert text == ""
+    np.testing.assert_array_equal(np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy"))
+
+
+def test_progress_bar_is_tqdm_and_off_when_disabled(monkeypatch):
+    from tqdm import tqdm
+
+    from weightinit.cli.common import progress_bar
+
+    tty = _Tty()
+    monkeypatch.setattr(sys, "stderr", tty)
+    with progress_bar(4, "x", enabled=False) as bar:
+        assert isinstance(bar, tqdm)
+        bar.update(4)
+    with progress_bar(0, "empty") as bar:  # nothing to do: no bar
+        pass
+    assert tty.getvalue() == ""
+    with progress_bar(4, "x") as bar:
+        bar.update(2)
+    assert "x:  50%" in tty.getvalue()
 
 
 # ----------------------------------------------------------------------------- subprocess

@@ -13,7 +13,7 @@ import sys
 import numpy as np
 import pytest
 
-from weightinit import cli
+from weightinit import cli, doc_figures
 from weightinit import simulation as S
 from conftest import run_cli
 
@@ -398,7 +398,7 @@ TINY = {"samples": 40, "width": 12, "depth": 3, "deep_depth": 6, "relu_width": 1
 
 @needs_mpl
 def test_figures_writes_every_figure_and_numbers(tmp_path, monkeypatch):
-    monkeypatch.setattr(cli, "FIGURE_SIZES", TINY)
+    monkeypatch.setattr(doc_figures, "FIGURE_SIZES", TINY)
     out = tmp_path / "docs" / "figures"
     code, text = run(["figures", "--out", str(out)])
     assert code == 0
@@ -436,7 +436,7 @@ def test_figures_writes_every_figure_and_numbers(tmp_path, monkeypatch):
 
 @needs_mpl
 def test_figures_interrupted_writes_nothing(tmp_path, monkeypatch):
-    monkeypatch.setattr(cli, "FIGURE_SIZES", TINY)
+    monkeypatch.setattr(doc_figures, "FIGURE_SIZES", TINY)
     real = S.simulate
     calls = []
 

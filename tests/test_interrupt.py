@@ -12,12 +12,15 @@ import os
 import select
 import signal
 import subprocess
+import struct
 import sys
 import time
 
 import pytest
 
 pty = pytest.importorskip("pty")  # POSIX only
+fcntl = pytest.importorskip("fcntl")
+termios = pytest.importorskip("termios")
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGTERM") or os.name != "posix",
                                 reason="needs POSIX signals and pseudo-terminals")
@@ -48,6 +51,9 @@ def _interrupt(argv, cwd, sig, label, timeout=90.0):
         master, slave = pty.openpty()
     except OSError as e:
         pytest.skip(f"no pseudo-terminal available: {e}")
+    # A terminal of 24 x 120 characters (a fresh pseudo-terminal reports 0 x 0, where tqdm
+    # draws a bar of width 0).
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))
     env = dict(os.environ, NUMBA_NUM_THREADS=os.environ.get("NUMBA_NUM_THREADS", "2"))
     proc = subprocess.Popen([sys.executable, "-m", "weightinit", *argv], cwd=cwd,
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave,
@@ -93,7 +99,7 @@ def _lines(text):
     lines = []
     for line in text.replace("\r\n", "\n").split("\n"):
         kept = line.split("\r")[-1].strip()
-        if kept and not kept.startswith(("generate [", "simulate [")):
+        if kept and not kept.startswith(("generate:", "simulate:")):
             lines.append(kept)
     return lines
 
@@ -105,7 +111,7 @@ def test_generate_interrupted_leaves_no_file(tmp_path, sig, code, word):
     (tmp_path / "keep.txt").write_text("unrelated file")
     before = sorted(os.listdir(tmp_path))
     rc, err, out, reaction = _interrupt(GENERATE + ["--out", "w.npy"], tmp_path, sig,
-                                        "generate [")
+                                        "generate:")
     assert rc == code, err
     assert _lines(err) == [f"weightinit generate: {word}; no output written"], err
     assert "Traceback" not in err
@@ -121,7 +127,7 @@ def test_simulate_interrupted_leaves_no_file(tmp_path, sig, code, word):
     pytest.importorskip("matplotlib")
     before = sorted(os.listdir(tmp_path))
     rc, err, out, reaction = _interrupt(SIMULATE + ["--json", "out.json", "--plot", "out.png"],
-                                        tmp_path, sig, "simulate [")
+                                        tmp_path, sig, "simulate:")
     assert rc == code, err
     assert _lines(err) == [f"weightinit simulate: {word}; no output written"], err
     assert "Traceback" not in err

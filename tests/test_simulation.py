@@ -232,6 +232,21 @@ def test_progress_callable():
     assert seen == [(1, 3), (2, 3), (3, 3)]
 
 
+def test_progress_true_draws_a_tqdm_bar_only_on_a_terminal(monkeypatch):
+    import io
+    import sys
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    for stream, shown in ((io.StringIO(), False), (Tty(), True)):
+        monkeypatch.setattr(sys, "stderr", stream)
+        simulate(3, 16, samples=8, progress=True)
+        text = stream.getvalue()
+        assert ("simulate: 100%" in text and "3/3" in text) if shown else text == "", text
+
+
 @pytest.mark.parametrize("kwargs, match", [
     (dict(depth=0, width=10), "depth"),
     (dict(depth=2, width=-1), "width"),

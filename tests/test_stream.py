@@ -18,6 +18,7 @@ import pytest
 from scipy import special
 
 from weightinit import cli
+from weightinit.cli import stream as stream_cmd
 from weightinit import random as R
 from weightinit.random import words
 
@@ -173,7 +174,7 @@ def test_stream_writes_to_the_binary_buffer_of_a_text_stdout():
 
 def test_stream_default_distribution_and_chunks():
     # More than one write chunk, with an offset that is not a multiple of 4.
-    n = cli._STREAM_CHUNK * 2 + 5
+    n = stream_cmd._STREAM_CHUNK * 2 + 5
     code, w = stream("--seed", 2, "--count", n, "--offset", 6)
     assert code == 0 and w.size == n
     np.testing.assert_array_equal(w, reference(2, 6, n))
@@ -193,7 +194,7 @@ def test_stream_float32_uniform_packs_all_24_bits():
     assert k.max() >= 2**23 and k.min() < 2**20  # the high bits are really there
 
 
-@pytest.mark.parametrize("distribution", cli._STREAM_DISTRIBUTIONS)
+@pytest.mark.parametrize("distribution", stream_cmd._STREAM_DISTRIBUTIONS)
 def test_stream_offset_is_a_slice_of_the_stream(distribution):
     _, whole = stream("--seed", 17, "--distribution", distribution, "--count", 200)
     for offset in (1, 2, 3, 4, 5, 7, 11):
@@ -263,10 +264,10 @@ def test_stream_in_process_interrupt_exits_130(monkeypatch, capsys):
             raise KeyboardInterrupt
         return np.zeros(a[3], np.uint32)
 
-    monkeypatch.setattr(cli, "_stream_words", interrupted)
+    monkeypatch.setattr(stream_cmd, "_stream_words", interrupted)
     buf = io.BytesIO()
     assert cli.main(["stream", "--seed", "1"], stdout=buf) == 130
-    assert len(buf.getvalue()) == 4 * cli._STREAM_CHUNK  # the first chunk went out whole
+    assert len(buf.getvalue()) == 4 * stream_cmd._STREAM_CHUNK  # the first chunk went out whole
     err = capsys.readouterr().err
     assert "interrupted" in err and "Traceback" not in err
 

@@ -4,6 +4,7 @@ Expected values are the in-memory schemes (checked elsewhere against independent
 and the ``--out`` .npy output of the same command.
 """
 
+import importlib.util
 import io
 import json
 import os
@@ -304,8 +305,8 @@ def test_missing_extra_exits_1_with_install_advice(tmp_path, monkeypatch, capsys
         monkeypatch.delitem(sys.modules, "weightinit.dask")
         monkeypatch.delattr(W, "dask")
     else:
-        real = cli.importlib.util.find_spec
-        monkeypatch.setattr(cli.importlib.util, "find_spec",
+        real = importlib.util.find_spec
+        monkeypatch.setattr(importlib.util, "find_spec",
                             lambda name, *a: None if name == "zarr" else real(name, *a))
     code, _ = run(["generate", "--shape", "4", "4", "--scheme", "zeros", "--zarr",
                    str(tmp_path / "w.zarr")])

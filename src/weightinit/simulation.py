@@ -218,7 +218,8 @@ def simulate(depth=None, width=None, *, activation="tanh", scheme=_UNSET, std=No
         layers (default ~sqrt(depth)) and recomputed, so the pass keeps about
         (depth / checkpoint + checkpoint) activation matrices of samples x width.
     progress : bool or callable
-        True prints a progress bar to stderr; a callable is called as ``progress(done, total)``
+        True shows a tqdm progress bar (on stderr when it is a terminal, as a widget in a
+        notebook, nowhere otherwise); a callable is called as ``progress(done, total)``
         (during the forward pass, from whichever simulation thread finishes a layer last).
 
     Threads: the samples are split between ``numba.get_num_threads()`` threads in runs of 64-row
@@ -661,12 +662,12 @@ def _progress_fn(progress, total):
         return lambda done: progress(done, total)
     if not progress:
         return lambda done: None
-    from ._progress import Progress
+    from tqdm.auto import tqdm  # a widget in a notebook, text on a terminal, off elsewhere
 
-    bar = Progress(total, "simulate")
+    bar = tqdm(total=total, desc="simulate", disable=None)
 
     def report(done):
-        bar.update(done)
+        bar.update(done - bar.n)
         if done >= total:
             bar.close()
     return report

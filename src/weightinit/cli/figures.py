@@ -1,0 +1,55 @@
+"""``weightinit figures``: regenerate the figures of the docs and their numbers.json.
+
+The recipes (one per figure, grouped by the doc they feed) are in :mod:`weightinit.doc_figures`;
+this module only runs them and writes the files."""
+
+import os
+import time
+
+from .. import __version__
+from .. import doc_figures
+from .common import Outputs, import_plotting, json_text, progress_option, want_progress
+
+
+def add_parser(sub):
+    f = sub.add_parser(
+        "figures", help="regenerate the figures of docs/simulation.md and docs/frameworks.md "
+        "and their numbers.json",
+        description="Run every simulation behind docs/simulation.md (and the LSUV figure of "
+        "docs/frameworks.md) and write the figures and numbers.json (the key per-layer "
+        "statistics and theory values quoted by the docs).")
+    f.add_argument("--out", default=os.path.join("docs", "figures"),
+                   help="output directory (created if missing; default docs/figures)")
+    progress_option(f)
+    f.set_defaults(run=run)
+
+
+def run(args, stdout):
+    plotting = import_plotting()
+    out = args.out
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise ValueError(f"--out {out} exists and is not a directory.")
+    os.makedirs(out, exist_ok=True)
+    outputs = Outputs()
+    sizes = dict(doc_figures.FIGURE_SIZES)
+    ctx = doc_figures.FigureContext(out, plotting, outputs, want_progress(args), sizes)
+    numbers = {"generated_by": f"weightinit {__version__}: weightinit figures",
+               "notes": "Values rounded to 6 significant digits; null = NaN (undefined), "
+               '"inf" = infinite. layers.<stat>[i] is layer i + 1. theory = mean-field '
+               "prediction (SimulationResult.theory()) for the same run.",
+               "seed": doc_figures.SEED, "sizes": dict(sizes), "figures": {}}
+    t_all = time.perf_counter()
+    try:
+        for k, (key, build) in enumerate(doc_figures.FIGURES, 1):
+            t0 = time.perf_counter()
+            entry = build(ctx)
+            numbers["figures"][key] = entry
+            print(f"[{k}/{len(doc_figures.FIGURES)}] {key}: {', '.join(entry['files'])} "
+                  f"({time.perf_counter() - t0:.1f} s)", file=stdout)
+        outputs.text(json_text(numbers, indent=1), os.path.join(out, "numbers.json"))
+        outputs.publish()
+    finally:
+        outputs.discard()
+    print(f"wrote {len(outputs.published)} files to {out} in {time.perf_counter() - t_all:.0f} s",
+          file=stdout)
+    return 0
