@@ -3,6 +3,7 @@
 Messages follow one form: what is wrong, what was received, and what to do instead.
 """
 
+import importlib
 import math
 import numbers
 import os
@@ -149,3 +150,13 @@ def prepare_out(shape, dtype, out, what="the requested array"):
     nbytes = math.prod(shape) * dtype.itemsize
     check_memory(nbytes, f"{what} of shape {shape} and dtype {dtype}")
     return np.empty(shape, dtype)
+
+
+def import_optional(module, extra, feature):
+    """Import the optional dependency ``module``, or raise ImportError saying which extra installs
+    it (``feature`` names what needs it)."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        raise ImportError(f"{feature} needs {module}, which is not installed. Install it with: "
+                          f'pip install "weightinit[{extra}]"') from e
