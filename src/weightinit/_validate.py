@@ -3,6 +3,7 @@
 Messages follow one form: what is wrong, what was received, and what to do instead.
 """
 
+import importlib
 import math
 import numbers
 import os
@@ -237,3 +238,13 @@ def region_runs(shape, starts, sizes):
     strides = [math.prod(dims[d + 1:]) for d in range(len(dims))]
     base = sum(a * s for a, s in zip(a0, strides))
     return base, tuple(ks[:-1]), tuple(strides[:-1]), ks[-1]
+
+
+def import_optional(module, extra, feature):
+    """Import the optional dependency ``module``, or raise ImportError saying which extra installs
+    it (``feature`` names what needs it)."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        raise ImportError(f"{feature} needs {module}, which is not installed. Install it with: "
+                          f'pip install "weightinit[{extra}]"') from e

@@ -129,6 +129,38 @@ class SimulationResult:
     def to_json(self, **kw):
         return json.dumps(self.to_dict(), **kw)
 
+    def to_dataframe(self, run=0):
+        """Long-format :class:`pandas.DataFrame`: one row per layer, with every statistic.
+
+        Columns: ``run`` (the label given, to tell runs apart after ``pandas.concat``),
+        ``layer`` (1-based), ``width``, ``sigma_w2``, the per-layer statistics ``mean``, ``var``,
+        ``std``, ``q``, ``saturated``, ``dead``, ``dead_units``, ``nonfinite``, ``grad_var`` and
+        ``grad_norm`` (NaN without ``backward=True``), ``hist`` and ``bin_edges`` (one array per
+        row), then the run's settings ``activation``, ``scheme``, ``params`` (JSON text),
+        ``samples``, ``input_var``, ``bias``, ``sigma_b2``, ``slope``, ``seed`` and ``dtype``.
+        Several runs: ``pandas.concat([r.to_dataframe(run=i) for i, r in enumerate(runs)])``.
+        Needs pandas (``pip install "weightinit[pandas]"``).
+        """
+        pd = V.import_optional("pandas", "pandas", "SimulationResult.to_dataframe()")
+        depth = self.depth
+        nan = np.full(depth, np.nan)
+        columns = {"run": [run] * depth, "layer": np.arange(1, depth + 1),
+                   "width": np.asarray(self.widths, dtype=np.int64),
+                   "sigma_w2": np.asarray(self.sigma_w2, dtype=np.float64)}
+        for name in ("mean", "var", "std", "q", "saturated", "dead", "dead_units", "nonfinite"):
+            columns[name] = np.asarray(getattr(self, name), dtype=np.float64)
+        for name in ("grad_var", "grad_norm"):
+            value = getattr(self, name)
+            columns[name] = nan if value is None else np.asarray(value, dtype=np.float64)
+        columns["hist"] = list(self.hist)
+        columns["bin_edges"] = list(self.bin_edges)
+        settings = {"activation": self.activation, "scheme": self.scheme,
+                    "params": json.dumps(self.params, sort_keys=True), "samples": self.samples,
+                    "input_var": self.input_var, "bias": self.bias, "sigma_b2": self.sigma_b2,
+                    "slope": self.slope, "seed": self.seed, "dtype": self.dtype}
+        columns.update({k: [v] * depth for k, v in settings.items()})
+        return pd.DataFrame(columns)
+
 
 _UNSET = object()
 

@@ -167,6 +167,30 @@ class SweepResult:
                 "samples": self.samples, "seed": self.seed, "dtype": self.dtype,
                 "slope": self.slope, "wall": self.wall, "workers": self.workers}
 
+    def to_dataframe(self):
+        """Long-format :class:`pandas.DataFrame`: one row per (grid point, layer).
+
+        Columns: ``run`` (the point's index, ``i_b * n_w + i_w``), ``sigma_b``, ``sigma_w``,
+        ``layer`` (1-based), the per-layer ``q`` and ``grad_var``, the per-point ``chi1_sim``,
+        ``chi1_theory``, ``chi1_layers``, ``q_sim``, ``q_theory``, ``q_star``, ``nonfinite`` and
+        ``seconds`` (repeated on the point's rows), then the settings ``activation``, ``depth``,
+        ``width``, ``samples``, ``seed``, ``dtype`` and ``slope``. Needs pandas
+        (``pip install "weightinit[pandas]"``).
+        """
+        pd = V.import_optional("pandas", "pandas", "SweepResult.to_dataframe()")
+        n_b, n_w, depth = self.q.shape
+        point = np.repeat(np.arange(n_b * n_w), depth)
+        columns = {"run": point, "sigma_b": np.repeat(self.sigma_b, n_w * depth),
+                   "sigma_w": np.tile(np.repeat(self.sigma_w, depth), n_b),
+                   "layer": np.tile(np.arange(1, depth + 1), n_b * n_w),
+                   "q": self.q.reshape(-1), "grad_var": self.grad_var.reshape(-1)}
+        for name in ("chi1_sim", "chi1_theory", "chi1_layers", "q_sim", "q_theory", "q_star",
+                     "nonfinite", "seconds"):
+            columns[name] = np.asarray(getattr(self, name)).reshape(-1)[point]
+        for name in ("activation", "depth", "width", "samples", "seed", "dtype", "slope"):
+            columns[name] = [getattr(self, name)] * point.size
+        return pd.DataFrame(columns)
+
     def to_zarr(self, path):
         """Write every array and the settings (as attributes) to a zarr group at ``path``,
         atomically: into a temporary directory beside it, renamed when complete. An existing

@@ -112,7 +112,8 @@ def phase_grid(activation, sw_grid, sb_grid, slope, progress):
 
 
 # ----------------------------------------------------------------------------- atomic output
-def check_disk(directory, nbytes, what):
+def check_disk(directory, nbytes, what,
+               hint="Write it to a larger disk, or use a smaller shape."):
     """Refuse before writing if ``directory``'s file system has less than ``nbytes`` free (a
     memory-mapped write would otherwise die of SIGBUS when the disk fills)."""
     try:
@@ -122,7 +123,7 @@ def check_disk(directory, nbytes, what):
     if nbytes > free:
         raise ValueError(
             f"{what}: the file needs {nbytes / 2**30:.2f} GiB but only {free / 2**30:.2f} GiB is "
-            f"free in {directory}. Write it to a larger disk or use a smaller shape.")
+            f"free in {directory}. {hint}")
 
 
 def publish(tmp, path):

@@ -1,16 +1,22 @@
 """``weightinit generate``: write an initialised tensor to a file atomically.
 
-``--out`` writes ``.npy`` (streamed chunk by chunk through a memory map for big tensors);
+``--out`` writes ``.npy`` (streamed chunk by chunk through a memory map for big tensors) or, for
+a ``.safetensors`` name, a safetensors file (the safetensors package; streamed chunk by chunk for
+big tensors, with the scheme, seed, shape, dtype, layout and parameters in its metadata);
 ``--zarr PATH`` writes into ``PATH.part`` and keeps it when interrupted, so that the same command
 resumes (zarr, the "dask" extra)."""
 
+import importlib.util
+import json
 import math
 import os
+import struct
 import sys
 import tempfile
 
 import numpy as np
 
+from .. import __version__
 from .. import initializers as _init
 from .. import random as R
 from .._validate import check_memory
@@ -29,7 +35,8 @@ def add_parser(sub):
     g.add_argument("--seed", type=int, default=None, help="0 <= seed < 2**64 (default: random)")
     g.add_argument("--dtype", default="float32", choices=("float32", "float64"))
     dest = g.add_mutually_exclusive_group(required=True)
-    dest.add_argument("--out", help="output .npy path")
+    dest.add_argument("--out", help="output path: .npy, or .safetensors (needs the safetensors "
+                      "extra)")
     dest.add_argument("--zarr", metavar="PATH",
                       help="output zarr array (directory), written chunk by chunk with bounded "
                       "memory; an interrupted write stays in PATH.part and the same command "
@@ -37,6 +44,8 @@ def add_parser(sub):
     g.add_argument("--chunk-mib", type=argtype(float, 1e-6, "a positive number"), default=64.0,
                    help="with --zarr: MiB per chunk of whole rows (default 64; at least one "
                    "row per chunk)")
+    g.add_argument("--name", default=None,
+                   help="with a .safetensors --out: the tensor's name in the file (default weight)")
     progress_option(g)
     scheme_options(g)
     g.set_defaults(run=run)
@@ -52,6 +61,12 @@ def run(args, stdout):
     dtype = np.dtype(args.dtype)
     fn = _init.get(args.scheme)
     kwargs = dict(args.param, seed=_check_seed(args.seed), dtype=dtype, layout=args.layout)
+    safetensors = args.out.lower().endswith(".safetensors")
+    if args.name is not None and not safetensors:
+        raise ValueError("--name names the tensor in a .safetensors file; give --out "
+                         "PATH.safetensors, or leave --name out.")
+    if safetensors:
+        _check_safetensors(dtype)
     n = math.prod(shape) if all(d > 0 for d in shape) else 0
     streamed = args.scheme not in _WHOLE and n > _CHUNK
     if streamed:
@@ -59,11 +74,29 @@ def run(args, stdout):
             plan = fn(shape, **kwargs)
     directory = os.path.dirname(os.path.abspath(args.out))
     if streamed:
-        check_disk(directory, n * dtype.itemsize, f"--shape {' '.join(map(str, shape))}")
-    fd, tmp = tempfile.mkstemp(prefix=".weightinit-", suffix=".npy.part", dir=directory)
+        check_disk(directory, n * dtype.itemsize, f"--shape {' '.join(map(str, shape))}",
+                   "Write it to a larger disk, or use a smaller shape; for tensors larger than "
+                   "memory, --zarr PATH writes chunk by chunk and resumes after an "
+                   "interruption.")
+    suffix = ".safetensors.part" if safetensors else ".npy.part"
+    fd, tmp = tempfile.mkstemp(prefix=".weightinit-", suffix=suffix, dir=directory)
     os.close(fd)
     try:
-        if streamed:
+        if safetensors:
+            name = "weight" if args.name is None else args.name
+            metadata = {"generator": f"weightinit {__version__}", "scheme": args.scheme,
+                        "seed": str(kwargs["seed"]), "shape": json.dumps(list(shape)),
+                        "dtype": dtype.name, "layout": args.layout,
+                        "params": json.dumps(dict(args.param), sort_keys=True)}
+            if streamed:
+                _stream_safetensors(tmp, name, metadata, plan, kwargs, shape, dtype, n,
+                                    want_progress(args))
+            else:
+                from safetensors.numpy import save_file
+
+                save_file({name: np.ascontiguousarray(fn(shape, **kwargs))}, tmp,
+                          metadata=metadata)
+        elif streamed:
             check_memory(_CHUNK * dtype.itemsize, "one chunk")
             mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
             flat = mm.reshape(-1)
@@ -86,6 +119,48 @@ def run(args, stdout):
     print(f"wrote {args.out}: {args.scheme} {shape} {dtype.name} seed={kwargs['seed']}",
           file=stdout)
     return 0
+
+
+#: safetensors' names of the dtypes ``generate`` writes.
+_SAFETENSORS_DTYPES = {"float32": "F32", "float64": "F64"}
+
+
+def _check_safetensors(dtype):
+    """Refuse a dtype safetensors output does not support, or a missing safetensors package."""
+    if np.dtype(dtype).name not in _SAFETENSORS_DTYPES:
+        raise TypeError(f"safetensors output supports dtype {' or '.join(_SAFETENSORS_DTYPES)}. "
+                        f"Received: dtype={np.dtype(dtype).name}")
+    if importlib.util.find_spec("safetensors") is None:
+        raise MissingDependencyError(
+            'generate --out PATH.safetensors needs safetensors, which is not installed. Install '
+            'it with: pip install "weightinit[safetensors]"')
+
+
+def _safetensors_header(name, metadata, shape, dtype):
+    """The 8-byte little-endian header length and the JSON header of a one-tensor file, padded
+    with spaces to a multiple of 8 bytes as the safetensors library writes it."""
+    nbytes = math.prod(shape) * dtype.itemsize
+    header = {"__metadata__": metadata,
+              name: {"dtype": _SAFETENSORS_DTYPES[dtype.name], "shape": list(shape),
+                     "data_offsets": [0, nbytes]}}
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    return struct.pack("<Q", len(text)) + text
+
+
+def _stream_safetensors(tmp, name, metadata, plan, kwargs, shape, dtype, n, progress):
+    """Write the header, then the tensor chunk by chunk (little-endian, row-major): memory is
+    one chunk, whatever the tensor's size."""
+    check_memory(_CHUNK * dtype.itemsize, "one chunk")
+    buf = np.empty(min(_CHUNK, n), dtype.newbyteorder("<"))
+    with open(tmp, "wb") as f, progress_bar(n, "generate", progress) as bar:
+        f.write(_safetensors_header(name, metadata, shape, dtype))
+        for start in range(0, n, _CHUNK):
+            stop = min(start + _CHUNK, n)
+            part = buf[:stop - start]
+            _draw_chunk(plan, kwargs["seed"], kwargs.get("offset", 0) + start, part)
+            f.write(part.data)
+            bar.update(stop - start)
 
 
 def _generate_zarr(args, stdout):
