@@ -359,26 +359,34 @@ def _fill_py(out, base, counts, strides, run, k0, k1, s0, s1, p):
     The box is ``out.size // run`` runs of ``run`` consecutive elements; run ``r``, unravelled
     over ``counts`` (the box's extents on the outer axes, C order) into indices ``i_d``, starts at
     element ``base + sum(i_d * strides[d])``. A contiguous fill is one run (``counts`` empty).
-    Work items are pieces of at most ``CHUNK`` elements of a run, in parallel: every element's
-    value depends only on its index in the draw, never on the items or threads.
+    Work items (pieces of at most ``CHUNK`` elements of a run, or groups of short runs) run in
+    parallel: every element's value depends only on its index in the draw, never on the items
+    or threads.
     """
     run = U64(run)
+    if run == U64(0):
+        return
+    runs = U64(out.size) // run
+    # A work item is a piece of at most CHUNK elements of one run, or (short runs) a group of
+    # whole runs of about CHUNK elements together.
     per = (run + U64(CHUNK) - U64(1)) // U64(CHUNK)
-    items = (U64(out.size) // run) * per if run > U64(0) else U64(0)
+    group = max(U64(CHUNK) // run, U64(1)) if per == U64(1) else U64(1)
+    items = ((runs + group - U64(1)) // group) * per
     m = counts.size
     for item in prange(items):
         it = U64(item)
-        r = it // per
         c = it % per
-        g = base
-        q = r
-        for a in range(m):
-            d = m - 1 - a
-            g += (q % counts[d]) * strides[d]
-            q //= counts[d]
-        i = c * U64(CHUNK)
-        n = min(U64(CHUNK), run - i)
-        _segment(out, r * run + i, n, g + i, k0, k1, s0, s1, p)
+        r0 = (it // per) * group
+        for r in range(r0, min(r0 + group, runs)):
+            g = base
+            q = U64(r)
+            for a in range(m):
+                d = m - 1 - a
+                g += (q % counts[d]) * strides[d]
+                q //= counts[d]
+            i = c * U64(CHUNK)
+            n = min(U64(CHUNK), run - i)
+            _segment(out, U64(r) * run + i, n, g + i, k0, k1, s0, s1, p)
 
 
 def _copy(py, name, env):
