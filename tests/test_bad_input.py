@@ -111,6 +111,33 @@ for fn in (R.uniform, R.normal, R.truncated_normal, W.zeros, W.ones, W.constant,
            W.glorot_uniform, W.he_normal, W.he_uniform, W.orthogonal, W.identity):
     rows(fn, (((4, 5),), dict(seed=0, foo=1), TypeError, "'foo'"))
 rows(W.dirac, (((4, 2, 3),), dict(foo=1), TypeError, "'foo'"))
+# region=: outside the shape, negative sizes, steps, integers, malformed (every function with it)
+BAD_REGIONS = [
+    ((slice(0, 5), slice(0, 6)), ValueError, "`region`"),  # stop beyond the axis
+    ((slice(-2, None),), ValueError, "negative indices"),
+    ((slice(3, 1),), ValueError, "`region`"),  # start > stop
+    ((slice(0, 4, 2),), ValueError, "step 1"),
+    ((slice(0, 2.5),), TypeError, "`region`"),
+    ((slice(None),) * 3, ValueError, "3 slices"),
+    ((1, slice(None)), TypeError, "`region`"),  # an int would drop the axis
+    (((0, 0), (5, 5)), ValueError, "outside shape"),
+    (((1, 1), (-1, 2)), ValueError, "non-negative"),
+    (((0,), (1,)), ValueError, "one entry per axis"),
+    (((0, 0.5), (1, 1)), TypeError, "integers"),
+    ("rows", TypeError, "`region`"),
+]
+for fn in (R.uniform, R.normal, R.truncated_normal, W.zeros, W.ones, W.constant,
+           W.variance_scaling, W.lecun_normal, W.lecun_uniform, W.glorot_normal,
+           W.glorot_uniform, W.he_normal, W.he_uniform, W.orthogonal, W.identity, W.bias,
+           gen("uniform"), gen("normal"), gen("truncated_normal")):
+    for region, exc, text in BAD_REGIONS:
+        rows(fn, (((4, 5),), dict(region=region), exc, text))
+for region, exc, text in BAD_REGIONS[:5]:
+    rows(W.dirac, (((4, 2, 3),), dict(region=region), exc, text))
+    rows(W.init, (((4, 5), "he_normal"), dict(region=region), exc, text))
+rows(W.normal, (((4, 5),), dict(region=(slice(0, 2),), out=np.zeros((4, 5), np.float32)),
+                ValueError, "`out`"))
+
 for fn in (gen("uniform"), gen("normal"), gen("truncated_normal")):
     rows(fn, (((4, 5),), dict(seed=0), TypeError, "'seed'"))  # a Generator has its seed
 for fn in (W.xavier_normal, W.xavier_uniform, W.kaiming_normal, W.kaiming_uniform):

@@ -159,26 +159,21 @@ def _count_calls(monkeypatch, kind):
     real = getattr(R, kind)
 
     def counting(*args, **kw):
-        calls.append((args[0], kw["offset"]))
+        calls.append((args[0], kw["region"]))
         return real(*args, **kw)
 
     monkeypatch.setattr(R, kind, counting)
     return calls
 
 
-def test_fill_block_one_call_per_contiguous_run(monkeypatch):
+def test_fill_block_is_one_region_call_per_chunk(monkeypatch):
     calls = _count_calls(monkeypatch, "normal")
     shape = (6, 5, 4)
-    # whole trailing dimensions: each chunk is one run of flat indices, one call
-    x = WD.normal(shape, seed=1, chunks=(2, 5, 4))
-    x.compute(scheduler="sync")
-    assert sorted(o for _, o in calls) == [0, 40, 80] and all(s == (40,) for s, _ in calls)
-    calls.clear()
-    # cutting the last axis: one call per row piece, at the row's flat offset
+    # every chunk is one call of the public generator with the whole shape and the chunk's box
     WD.normal(shape, seed=1, chunks=(6, 5, (1, 3))).compute(scheduler="sync")
-    assert len(calls) == 2 * 30
-    assert sorted(o for s, o in calls if s == (1,)) == list(range(0, 120, 4))
-    assert sorted(o for s, o in calls if s == (3,)) == list(range(1, 120, 4))
+    assert len(calls) == 2 and all(s == shape for s, _ in calls)
+    assert sorted((r[2].start, r[2].stop) for _, r in calls) == [(0, 1), (1, 4)]
+    assert all(r[:2] == (slice(0, 6), slice(0, 5)) for _, r in calls)
 
 
 def test_auto_chunks_are_whole_rows():

@@ -130,3 +130,67 @@ def test_import_needs_no_jax_and_names_the_extra():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert 'pip install "weightinit[jax]"' in out
+
+
+SHARDED = r"""
+import os
+os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4"
+import jax, jax.numpy as jnp, numpy as np
+from jax.sharding import NamedSharding, PartitionSpec as P
+from flax import nnx
+import weightinit as wi
+import weightinit.jax as wj
+
+assert jax.device_count() == 4
+calls = []
+real = wi.initializers.variance_scaling
+def counting(shape, *a, region=None, **k):
+    if not wi.random.is_planning():  # the validation pass draws nothing
+        calls.append(region)
+    return real(shape, *a, region=region, **k)
+wi.initializers.variance_scaling = counting  # he_normal draws through it
+
+mesh = jax.make_mesh((2, 2), ("x", "y"))
+init = wj.initializer("he_normal")
+key = jax.random.key(3)
+shape = (8, 12)
+full = wi.init(shape, "he_normal", seed=3, layout="jax")
+for spec in (P("x", "y"), P(None, ("x", "y")), P("y"), P()):
+    sh = NamedSharding(mesh, spec)
+    local = sh.shard_shape(shape)
+    for how, f in (("eager", lambda: init(key, shape, out_sharding=sh)),
+                   ("jit", jax.jit(lambda k: init(k, shape, out_sharding=sh),
+                                   out_shardings=sh).__call__)):
+        calls.clear()
+        a = f() if how == "eager" else f(key)
+        assert a.sharding.spec == sh.spec
+        assert np.asarray(a).tobytes() == full.tobytes(), (spec, how)
+        assert all(s.data.shape == local for s in a.addressable_shards)
+        # every host draw is one shard's region, never the whole tensor (unless replicated)
+        assert calls and all(r is not None for r in calls), calls
+        sizes = {tuple(x.stop - x.start for x in r) if isinstance(r[0], slice) else tuple(r[1])
+                 for r in calls}
+        assert sizes == {local}, (spec, how, sizes)
+
+class Model(nnx.Module):
+    def __init__(self, rngs):
+        self.dense = nnx.Linear(8, 12, rngs=rngs, use_bias=False,
+                                kernel_init=wj.with_partitioning(init, (None, "y"), mesh))
+
+with jax.set_mesh(mesh):
+    m = nnx.jit(lambda: Model(nnx.Rngs(params=3)))()
+k = m.dense.kernel[...]
+assert k.sharding.spec == P(None, "y"), k.sharding
+expect = np.asarray(init(nnx.Rngs(params=3).params(), (8, 12)))
+assert np.asarray(k).tobytes() == expect.tobytes()
+assert all(s.data.shape == (8, 6) for s in k.addressable_shards)
+print("ok")
+"""
+
+
+def test_sharded_initialisation_on_four_devices():
+    """Each of 4 (host-platform) devices draws only its shard; the array equals the unsharded
+    one bitwise. A subprocess, as the device count must be set before JAX initialises."""
+    out = subprocess.run([sys.executable, "-c", SHARDED], capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-3000:]

@@ -152,6 +152,94 @@ def prepare_out(shape, dtype, out, what="the requested array"):
     return np.empty(shape, dtype)
 
 
+def check_region(region, shape, name="region"):
+    """Return ``region`` of the tensor ``shape`` as ``(starts, sizes)``, two tuples of ints.
+
+    ``region`` is a tuple of slices with step 1 (``None`` bounds as in NumPy; fewer slices than
+    axes leave the trailing axes whole) or a pair ``(offsets, sizes)`` of one int per axis. Bounds
+    must lie within the shape: no negative indices, no clipping. Integers (which would drop an
+    axis) are refused: write ``slice(i, i + 1)``.
+    """
+    if isinstance(region, slice):
+        region = (region,)
+    if not isinstance(region, (tuple, list)):
+        raise TypeError(
+            f"`{name}` must be a tuple of slices or a pair (offsets, sizes). Received: "
+            f"{name}={region!r}")
+    if not region:  # () as in NumPy: the whole tensor
+        return (0,) * len(shape), tuple(shape)
+    if all(isinstance(s, slice) for s in region):
+        if len(region) > len(shape):
+            raise ValueError(f"`{name}` has {len(region)} slices for a {len(shape)}-D shape "
+                             f"{shape}. Received: {name}={region!r}")
+        starts, sizes = [], []
+        for axis, (s, dim) in enumerate(zip(tuple(region) + (slice(None),) * len(shape), shape)):
+            for what in (s.start, s.stop, s.step):
+                if what is not None and (isinstance(what, (bool, np.bool_))
+                                         or not isinstance(what, numbers.Integral)):
+                    raise TypeError(f"`{name}` slice {s!r} (axis {axis}) must have integer "
+                                    f"bounds. Received: {name}={region!r}")
+            if s.step not in (None, 1):
+                raise ValueError(f"`{name}` slices must have step 1; slice {s!r} (axis {axis}) "
+                                 f"has step {s.step}. Take the step from the result instead.")
+            a = 0 if s.start is None else int(s.start)
+            b = dim if s.stop is None else int(s.stop)
+            if not 0 <= a <= b <= dim:
+                raise ValueError(
+                    f"`{name}` slice {s!r} (axis {axis}) must satisfy 0 <= start <= stop <= "
+                    f"{dim} (the axis length of shape {shape}; negative indices are not "
+                    f"accepted). Received: {name}={region!r}")
+            starts.append(a)
+            sizes.append(b - a)
+        return tuple(starts), tuple(sizes)
+    if (len(region) != 2 or isinstance(region[0], (str, bytes, slice))
+            or not all(hasattr(x, "__len__") for x in region)):
+        raise TypeError(
+            f"`{name}` must be a tuple of slices (step 1, e.g. (slice(0, 4), slice(8, 16))) or a "
+            f"pair (offsets, sizes) of one integer per axis. Received: {name}={region!r}")
+    offsets, sizes = (tuple(x) for x in region)
+    for what, vals in (("offsets", offsets), ("sizes", sizes)):
+        if len(vals) != len(shape):
+            raise ValueError(f"`{name}` {what} must have one entry per axis of shape {shape}. "
+                             f"Received: {name}={region!r}")
+        for v in vals:
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral):
+                raise TypeError(f"`{name}` {what} must be integers. Received: {name}={region!r}")
+    for axis, (a, k, dim) in enumerate(zip(offsets, sizes, shape)):
+        if k < 0:
+            raise ValueError(f"`{name}` sizes must be non-negative; axis {axis} has size {k}. "
+                             f"Received: {name}={region!r}")
+        if a < 0 or a + k > dim:
+            raise ValueError(
+                f"`{name}` lies outside shape {shape}: axis {axis} covers [{a}, {a + k}) but must "
+                f"lie within [0, {dim}]. Received: {name}={region!r}")
+    return tuple(int(a) for a in offsets), tuple(int(k) for k in sizes)
+
+
+def region_runs(shape, starts, sizes):
+    """A box of a C-order tensor as runs of consecutive flat indices.
+
+    Returns ``(base, counts, strides, run)``: axes the box spans whole are merged into the axis
+    before them, so the box is ``prod(counts)`` runs of ``run`` elements, run ``(i_0, ...)``
+    starting at flat index ``base + sum(i_d * strides[d])`` (see ``kernels.fill``).
+    """
+    if not shape:
+        return 0, (), (), 1
+    dims, a0, ks = [], [], []
+    for dim, a, k in zip(shape, starts, sizes):
+        if dims and (a, k) == (0, dim):  # a whole axis: merge into the previous one
+            dims[-1] *= dim
+            a0[-1] *= dim
+            ks[-1] *= dim
+        else:
+            dims.append(dim)
+            a0.append(a)
+            ks.append(k)
+    strides = [math.prod(dims[d + 1:]) for d in range(len(dims))]
+    base = sum(a * s for a, s in zip(a0, strides))
+    return base, tuple(ks[:-1]), tuple(strides[:-1]), ks[-1]
+
+
 def import_optional(module, extra, feature):
     """Import the optional dependency ``module``, or raise ImportError saying which extra installs
     it (``feature`` names what needs it)."""

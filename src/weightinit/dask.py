@@ -6,7 +6,7 @@ Needs the optional extra: ``pip install "weightinit[dask]"`` (dask[array,distrib
 Every random value of a scheme is a pure function of ``(seed, flat index)`` (see
 :mod:`weightinit.random`), so any block of a tensor can be drawn on its own, by any worker, in any
 order. A dask chunk is a box of the C-order array, i.e. a set of contiguous runs of flat indices;
-:func:`_fill_block` fills each run with ``offset=``. Hence
+:func:`_fill_block` fills it with the public ``region=`` of the in-memory functions. Hence
 
 * ``weightinit.dask.init(shape, scheme, chunks=c, seed=s).compute()`` is **bitwise identical**
   to ``weightinit.init(shape, scheme, seed=s)`` for every chunking ``c``, every scheme except
@@ -65,45 +65,20 @@ _SEED_IN_NAME = re.compile(r"-seed(\d+)-")
 
 # ============================================================================= blocks
 def _fill_block(plan, seed, offset, shape, location, out):
-    """Fill ``out`` with the box ``location`` of the tensor ``plan`` describes.
-
-    ``shape`` is the whole tensor's shape, ``location`` one ``(start, stop)`` per axis and ``out``
-    a C-contiguous array of the box's shape. The box is cut into runs of consecutive flat indices:
-    the axes from the last one backwards that the box spans completely, times the extent of the
-    next axis; one run per index of the axes before that. Each run is one generator call with
-    ``offset = offset + flat index of its first element``, so the values are those of the whole
-    tensor. A box of whole trailing dimensions (e.g. whole rows) is one run. This is the only place
-    chunked generation fills values (the dask graph and :func:`write_zarr` both call it).
-    """
-    if plan.kind == "eye":  # identity: gain on the main diagonal (rectangular eye)
-        out.fill(0)
-        (r0, r1), (c0, c1) = location
-        d = np.arange(max(r0, c0), min(r1, c1))
-        out[d - r0, d - c0] = plan.params[0]
-        return out
-    if plan.kind == "sparse":  # dirac: zeros and a few given entries
-        out.fill(0)
-        value, coords = plan.params
-        inside = np.ones(len(coords[0]), bool)
-        for c, (a, b) in zip(coords, location):
-            inside &= (c >= a) & (c < b)
-        out[tuple(c[inside] - a for c, (a, _) in zip(coords, location))] = value
-        return out
-    ndim = len(shape)
-    t = ndim - 1  # the axis whose extent starts a run: every later axis is spanned completely
-    while t > 0 and tuple(location[t]) == (0, shape[t]):
-        t -= 1
-    strides = [math.prod(shape[a + 1:]) for a in range(ndim)]
-    run = (location[t][1] - location[t][0]) * strides[t]
-    first = location[t][0] * strides[t]
-    starts = np.zeros(1, np.int64)
-    for a in range(t):  # flat index of each run's first element, in C order of the box
-        idx = np.arange(location[a][0], location[a][1], dtype=np.int64) * strides[a]
-        starts = (starts[:, None] + idx[None, :]).reshape(-1)
-    flat = out.reshape(-1)
-    for k, s in enumerate(starts.tolist()):
-        R._fill_run(plan, seed, flat[k * run:(k + 1) * run], offset + first + s)
-    return out
+    """Fill ``out`` with the box ``location`` (one ``(start, stop)`` per axis) of the tensor
+    ``plan`` describes, through the public ``region=`` of the in-memory functions: the values are
+    bitwise those of the whole tensor. The only place chunked generation fills values (the dask
+    graph and :func:`write_zarr` both call it)."""
+    region = tuple(slice(a, b) for a, b in location)
+    if plan.kind == "eye":
+        return _I.identity(shape, gain=plan.params[0], dtype=out.dtype, out=out, region=region)
+    if plan.kind == "dirac":
+        groups, gain = plan.params
+        return _I.dirac(shape, groups, gain=gain, dtype=out.dtype, out=out, region=region)
+    if plan.kind == "constant":
+        return _I.constant(shape, plan.params[0], dtype=out.dtype, out=out, region=region)
+    return getattr(R, plan.kind)(shape, *plan.params, seed=seed, dtype=out.dtype, out=out,
+                                 offset=offset, region=region)
 
 
 def _block(block_info=None, *, plan, seed, offset, shape):
@@ -148,7 +123,7 @@ def _lazy(plan, seed, offset, shape, chunks, label):
 
 # ============================================================================= plans
 def _sparse_plan(name, shape, dtype, layout, params):
-    """identity as its gain, dirac as (gain, coordinates of the non-zeros), validated by the
+    """identity as its gain, dirac as (groups, gain), validated by the
     in-memory function on a shape with the same checks but a handful of elements."""
     if name == "identity":
         if len(shape) != 2:
@@ -160,13 +135,7 @@ def _sparse_plan(name, shape, dtype, layout, params):
     _I.dirac((shape[0], 1) + (1,) * (len(shape) - 2), dtype=dtype, layout=layout, **params)
     sig = inspect.signature(_I.dirac).bind((), **params)
     sig.apply_defaults()
-    groups, gain = int(sig.arguments["groups"]), float(sig.arguments["gain"])
-    per_group = shape[0] // groups
-    d = np.arange(min(per_group, shape[1]), dtype=np.int64)
-    rows = (np.arange(groups, dtype=np.int64)[:, None] * per_group + d[None, :]).reshape(-1)
-    cols = np.tile(d, groups)
-    centre = [np.full(rows.size, k // 2, np.int64) for k in shape[2:]]
-    return Plan("sparse", shape, dtype, (gain, (rows, cols, *centre)))
+    return Plan("dirac", shape, dtype, (int(sig.arguments["groups"]), float(sig.arguments["gain"])))
 
 
 def _plan(shape, scheme, params):

@@ -23,37 +23,44 @@ DISTRIBUTIONS = ("truncated_normal", "normal", "untruncated_normal", "uniform")
 TRUNCATED_STD = 0.87962566103423978
 
 
-def _deterministic(shape, value, dtype, out, layout, plannable=True):
+def _deterministic(shape, value, dtype, out, layout, plannable=True, region=None):
+    """``value`` everywhere; returns the array and the region's starts."""
     shape = V.check_shape(shape)
     V.check_choice("layout", layout, ("torch", "keras", "jax"))
     dtype = V.resolve_dtype(dtype, out)
+    starts, sizes = (0,) * len(shape), shape
+    if region is not None:
+        starts, sizes = V.check_region(region, shape)
     if plannable and is_planning():
-        return Plan("constant", shape, dtype, (float(value),))
-    out = V.prepare_out(shape, dtype, out)
+        return Plan("constant", shape, dtype, (float(value),)), starts
+    out = V.prepare_out(sizes, dtype, out)
     out.fill(value)
-    return out
+    return out, starts
 
 
-def zeros(shape, *, seed=None, dtype=None, layout="torch", out=None, offset=0):
+def zeros(shape, *, seed=None, dtype=None, layout="torch", out=None, offset=0, region=None):
     """All zeros. Never use for weights of hidden layers: every unit computes the same function
-    and receives the same gradient, so symmetry is never broken (with ReLU nothing flows)."""
-    return _deterministic(shape, 0.0, dtype, out, layout)
+    and receives the same gradient, so symmetry is never broken (with ReLU nothing flows).
+    ``region``: only that box, as for :func:`weightinit.random.uniform`."""
+    return _deterministic(shape, 0.0, dtype, out, layout, region=region)[0]
 
 
-def ones(shape, *, seed=None, dtype=None, layout="torch", out=None, offset=0):
+def ones(shape, *, seed=None, dtype=None, layout="torch", out=None, offset=0, region=None):
     """All ones (same symmetry problem as :func:`zeros`)."""
-    return _deterministic(shape, 1.0, dtype, out, layout)
+    return _deterministic(shape, 1.0, dtype, out, layout, region=region)[0]
 
 
-def constant(shape, value=0.0, *, seed=None, dtype=None, layout="torch", out=None, offset=0):
+def constant(shape, value=0.0, *, seed=None, dtype=None, layout="torch", out=None, offset=0,
+             region=None):
     """Every element equal to ``value`` (finite). Used for biases; for weights it leaves every
     unit of a layer identical."""
-    return _deterministic(shape, V.check_real("value", value), dtype, out, layout)
+    return _deterministic(shape, V.check_real("value", value), dtype, out, layout,
+                          region=region)[0]
 
 
 def variance_scaling(shape, scale=1.0, mode="fan_in", distribution="truncated_normal", *,
                      seed=None, dtype=None, layout="torch", out=None, offset=0, in_axis=None,
-                     out_axis=None, batch_axis=(), fans=None):
+                     out_axis=None, batch_axis=(), fans=None, region=None):
     r"""Variance-scaling initialiser: :math:`\operatorname{Var}(W) = \mathrm{scale} / n`.
 
     :math:`n` is the fan named by ``mode``: fan_in, fan_out, fan_avg = (in + out)/2, or
@@ -75,8 +82,9 @@ def variance_scaling(shape, scale=1.0, mode="fan_in", distribution="truncated_no
         Positive variance multiplier (``gain**2``).
     mode : {"fan_in", "fan_out", "fan_avg", "fan_geo_avg"}
     distribution : {"truncated_normal", "normal", "uniform"}
-    seed, dtype, out, offset
-        As for :func:`weightinit.random.normal`.
+    seed, dtype, out, offset, region
+        As for :func:`weightinit.random.uniform`; the fans are those of the whole ``shape``, so
+        ``region=`` gives bitwise the box of the whole tensor (e.g. one rank's shard).
     layout, in_axis, out_axis, batch_axis
         Axis convention for the fans, see :func:`compute_fans`.
     fans : (float, float), optional
@@ -97,7 +105,7 @@ def variance_scaling(shape, scale=1.0, mode="fan_in", distribution="truncated_no
     scale = V.check_real("scale", scale, positive=True)
     V.check_choice("distribution", distribution, DISTRIBUTIONS)
     variance = scale / fan(mode, fan_in, fan_out)
-    common = dict(seed=seed, dtype=dtype, out=out, offset=offset)
+    common = dict(seed=seed, dtype=dtype, out=out, offset=offset, region=region)
     if distribution == "uniform":
         a = math.sqrt(3.0 * variance)
         return uniform(shape, -a, a, **common)
@@ -317,7 +325,8 @@ def _haar_q(a):
     return _blocked_q(a)
 
 
-def orthogonal(shape, gain=1.0, *, batched=False, seed=None, dtype=None, layout="torch", out=None):
+def orthogonal(shape, gain=1.0, *, batched=False, seed=None, dtype=None, layout="torch", out=None,
+               region=None):
     r"""(Semi-)orthogonal matrix times ``gain``, Haar-distributed (Saxe et al. 2014).
 
     A Gaussian matrix :math:`A` of shape (rows, cols) -- under ``layout="torch"`` rows =
@@ -330,6 +339,11 @@ def orthogonal(shape, gain=1.0, *, batched=False, seed=None, dtype=None, layout=
     independent matrices. The Gaussian matrix is drawn and factored in ``dtype``, as PyTorch
     does: :math:`\|Q^\top Q - I\|_\infty` is a small multiple of its rounding unit (about
     4e-7 for float32 at 2048 x 2048).
+
+    ``region`` (as for :func:`weightinit.random.uniform`) returns that box of the result, bitwise
+    equal to slicing it: every element of Q depends on the whole Gaussian matrix, so the full
+    matrix is drawn and factored (time and memory of the whole, about four matrices) and only
+    the box is kept. Each rank of a sharded parameter thus pays for the whole QR.
 
     References
     ----------
@@ -347,8 +361,10 @@ def orthogonal(shape, gain=1.0, *, batched=False, seed=None, dtype=None, layout=
             f"`orthogonal` needs at least {need} dimensions{' with batched=True' if batched else ''}."
             f" Received: shape={shape}")
     batch, rows, cols = _matrix_dims(shape, batched, layout)
+    box = None if region is None else tuple(
+        slice(a, a + k) for a, k in zip(*V.check_region(region, shape)))
     if out is not None:
-        V.check_out(out, shape, dtype)
+        V.check_out(out, shape if box is None else tuple(b.stop - b.start for b in box), dtype)
     if is_planning():
         return Plan("orthogonal", shape, dtype, (gain, batch, rows, cols))
     # QR works on a copy and its factors: about four matrices' worth.
@@ -361,31 +377,36 @@ def orthogonal(shape, gain=1.0, *, batched=False, seed=None, dtype=None, layout=
         q = q.transpose(0, 2, 1)
     q *= gain
     result = q.reshape(shape)
+    if box is not None:
+        result = result[box]
     if out is None:
         return np.ascontiguousarray(result, dtype=dtype)
     out[...] = result
     return out
 
 
-def identity(shape, *, gain=1.0, seed=None, dtype=None, layout="torch", out=None):
+def identity(shape, *, gain=1.0, seed=None, dtype=None, layout="torch", out=None, region=None):
     """Identity matrix (ones on the main diagonal of a possibly rectangular 2-D shape) times
     ``gain``, as ``torch.nn.init.eye_``. Preserves the input exactly in linear layers (Le et al.
-    2015 use it for IRNN recurrent weights)."""
+    2015 use it for IRNN recurrent weights). ``region``: only that box, as for
+    :func:`weightinit.random.uniform`."""
     shape = V.check_shape(shape)
     if len(shape) != 2:
         raise ValueError(f"`identity` needs a 2-D shape. Received: shape={shape}; for "
                          "convolutions use `dirac`.")
     gain = V.check_real("gain", gain)
-    out = _deterministic(shape, 0.0, dtype, out, layout, plannable=False)
-    np.fill_diagonal(out, gain)
+    out, (r0, c0) = _deterministic(shape, 0.0, dtype, out, layout, plannable=False, region=region)
+    d = np.arange(max(r0, c0), min(r0 + out.shape[0], c0 + out.shape[1]))
+    out[d - r0, d - c0] = gain
     return out
 
 
-def dirac(shape, groups=1, *, gain=1.0, seed=None, dtype=None, layout="torch", out=None):
+def dirac(shape, groups=1, *, gain=1.0, seed=None, dtype=None, layout="torch", out=None,
+          region=None):
     """Dirac delta kernel for 3-, 4- or 5-D convolution weights ``(out, in, *kernel)``, as
     ``torch.nn.init.dirac_``: the convolution passes input channel ``d`` of each group to output
     channel ``d`` of that group unchanged (times ``gain``); ``out`` must be divisible by
-    ``groups``."""
+    ``groups``. ``region``: only that box, as for :func:`weightinit.random.uniform`."""
     shape = V.check_shape(shape)
     if len(shape) not in (3, 4, 5):
         raise ValueError(f"`dirac` needs a 3-, 4- or 5-D shape (out, in, *kernel). "
@@ -395,12 +416,15 @@ def dirac(shape, groups=1, *, gain=1.0, seed=None, dtype=None, layout="torch", o
     if shape[0] % groups:
         raise ValueError(f"`groups`={groups} must divide the output channels {shape[0]}.")
     gain = V.check_real("gain", gain)
-    out = _deterministic(shape, 0.0, dtype, out, layout, plannable=False)
+    out, starts = _deterministic(shape, 0.0, dtype, out, layout, plannable=False, region=region)
     per_group = shape[0] // groups
-    centre = tuple(k // 2 for k in shape[2:])
-    for g in range(groups):
-        for d in range(min(per_group, shape[1])):
-            out[(g * per_group + d, d) + centre] = gain
+    d = np.arange(min(per_group, shape[1]), dtype=np.int64)
+    rows = (np.arange(groups, dtype=np.int64)[:, None] * per_group + d[None, :]).reshape(-1)
+    coords = (rows, np.tile(d, groups)) + tuple(np.full(rows.size, k // 2) for k in shape[2:])
+    inside = np.ones(rows.size, bool)
+    for c, a, k in zip(coords, starts, out.shape):
+        inside &= (c >= a) & (c < a + k)
+    out[tuple(c[inside] - a for c, a in zip(coords, starts))] = gain
     return out
 
 
@@ -431,14 +455,18 @@ def get(name):
 
 
 def init(shape, scheme, **params):
-    """Initialise a tensor with the scheme named ``scheme``: ``init((256, 128), "he_normal", seed=0)``."""
+    """Initialise a tensor with the scheme named ``scheme``: ``init((256, 128), "he_normal", seed=0)``.
+
+    Every scheme accepts ``region=`` (a tuple of step-1 slices, or ``(offsets, sizes)``):
+    ``init(shape, scheme, region=r, ...)`` is bitwise ``init(shape, scheme, ...)[r]``, computed
+    without the rest except for ``orthogonal`` (see there). Fans come from the whole ``shape``."""
     return get(scheme)(shape, **params)
 
 
-def bias(shape, activation="linear", *, value=0.0, dtype=None, out=None):
+def bias(shape, activation="linear", *, value=0.0, dtype=None, out=None, region=None):
     """Bias vector: ``value`` everywhere (0 by default, the usual choice); ``value="auto"`` gives
     0.01 for ReLU-family activations (keeps units active at the start) and 0 otherwise."""
-    return constant(shape, bias_value(activation, value), dtype=dtype, out=out)
+    return constant(shape, bias_value(activation, value), dtype=dtype, out=out, region=region)
 
 
 #: One line per scheme: the distribution and its variance (n = fan named by ``mode``).

@@ -10,6 +10,13 @@ the host by weightinit (Philox, not JAX's PRNG) and equal
 batch_axis=..., **params)`` in float32 (float64 when ``dtype`` is float64 and x64 is enabled),
 converted to ``dtype``. Inside ``jax.jit`` (e.g. ``jax.jit(model.init)``) the key is a tracer
 and the host computation runs through ``jax.pure_callback``; the values are the same.
+
+Sharded initialisation: ``init(key, shape, dtype, out_sharding=NamedSharding(mesh, P(...)))``
+(the ``out_sharding`` argument of ``jax.nn.initializers``) gives each device only its shard,
+computed on the host from its region (``weightinit.init(..., region=...)``) with memory ~ the
+shard: eagerly through :func:`jax.make_array_from_callback`, inside ``jit`` through
+:func:`jax.shard_map` whose body finds the shard's offsets from the device's mesh position
+(``jax.lax.axis_index``). The result is bitwise the unsharded array for any mesh.
 """
 
 import hashlib
@@ -27,7 +34,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess witho
 from . import _validate as V
 from .initializers import ALIASES, get
 
-__all__ = ["initializer", "key_seed"]
+__all__ = ["initializer", "key_seed", "with_partitioning"]
 
 #: Schemes whose variance comes from the fans (they take in_axis/out_axis/batch_axis).
 FAN_SCHEMES = ("variance_scaling", "lecun_normal", "lecun_uniform", "glorot_normal",
@@ -91,8 +98,10 @@ def initializer(scheme, *, in_axis=-2, out_axis=-1, batch_axis=(), **params):
     callable
         ``init(key, shape, dtype=jnp.float32)``: ``key`` a PRNG key (its seed: :func:`key_seed`),
         ``shape`` a tuple of ints, ``dtype`` any floating dtype (bfloat16 and float16 are
-        rounded from float32). Values equal ``weightinit.init(shape, scheme,
-        seed=key_seed(key), layout="jax", **axes, **params)`` converted to ``dtype``.
+        rounded from float32), ``out_sharding`` a ``NamedSharding`` (or a ``PartitionSpec``
+        under ``jax.set_mesh``): each device computes only its shard. Values equal
+        ``weightinit.init(shape, scheme, seed=key_seed(key), layout="jax", **axes, **params)``
+        converted to ``dtype``.
 
     Raises
     ------
@@ -112,11 +121,11 @@ def initializer(scheme, *, in_axis=-2, out_axis=-1, batch_axis=(), **params):
         raise TypeError(f"`in_axis`/`out_axis`/`batch_axis` only apply to fan-based schemes "
                         f"({', '.join(FAN_SCHEMES)}); {scheme!r} does not use fans.")
 
-    def host(shape, np_dtype, words):
+    def host(shape, np_dtype, words, region=None):
         return fn(shape, seed=_seed_from_words(words), dtype=np_dtype, layout="jax", **axes,
-                  **params)
+                  region=region, **params)
 
-    def init(key, shape, dtype=jnp.float32):
+    def init(key, shape, dtype=jnp.float32, out_sharding=None):
         shape = V.check_shape(shape)
         dtype = jax.dtypes.canonicalize_dtype(dtype)
         if not jnp.issubdtype(dtype, jnp.floating):
@@ -131,6 +140,8 @@ def initializer(scheme, *, in_axis=-2, out_axis=-1, batch_axis=(), **params):
         if words.dtype != jnp.uint32 or words.ndim != 1:
             raise TypeError("`key` must be a single PRNG key (a typed key or a uint32 key "
                             f"array). Received dtype {words.dtype} and shape {words.shape}")
+        if out_sharding is not None:
+            return _sharded(host, words, shape, np_dtype, _named(out_sharding)).astype(dtype)
         if isinstance(words, jax.core.Tracer):
             out = jax.pure_callback(
                 lambda w: host(shape, np_dtype, w),
@@ -141,3 +152,75 @@ def initializer(scheme, *, in_axis=-2, out_axis=-1, batch_axis=(), **params):
 
     init.scheme = scheme
     return init
+
+
+def _named(sharding):
+    """``out_sharding`` as a NamedSharding (a PartitionSpec takes the mesh in context)."""
+    if isinstance(sharding, jax.sharding.NamedSharding):
+        return sharding
+    if isinstance(sharding, jax.sharding.PartitionSpec):
+        mesh = jax.sharding.get_concrete_mesh()
+        if mesh is None or not mesh.shape:
+            raise ValueError("`out_sharding` is a PartitionSpec but no mesh is in context: pass "
+                             "NamedSharding(mesh, spec) or call under jax.set_mesh(mesh).")
+        return jax.sharding.NamedSharding(mesh, sharding)
+    raise TypeError("`out_sharding` must be a NamedSharding or a PartitionSpec. Received: "
+                    f"{sharding!r}")
+
+
+def _shard_offsets(sharding, shape):
+    """Per axis: the mesh axes it is split over and the shard's extent."""
+    try:
+        local = sharding.shard_shape(shape)
+    except ValueError as exc:
+        raise ValueError(f"`out_sharding` {sharding.spec} does not divide shape {shape} evenly: "
+                         f"{exc}") from None
+    spec = tuple(sharding.spec) + (None,) * (len(shape) - len(sharding.spec))
+    names = [() if a is None else (a if isinstance(a, tuple) else (a,)) for a in spec]
+    return local, names
+
+
+def _sharded(host, words, shape, np_dtype, sharding):
+    """The tensor with ``sharding``, each shard drawn on its own from its region."""
+    local, names = _shard_offsets(sharding, shape)
+    if not isinstance(words, jax.core.Tracer):
+        w = np.asarray(words)
+        return jax.make_array_from_callback(
+            shape, sharding, lambda index: host(shape, np_dtype, w, tuple(
+                slice(0 if s.start is None else s.start, d if s.stop is None else s.stop)
+                for s, d in zip(index, shape))))
+    mesh = sharding.mesh
+
+    def shard(w, offsets):
+        return host(shape, np_dtype, w, (tuple(int(o) for o in offsets), local))
+
+    def body(w):
+        offsets = []
+        for axes, k in zip(names, local):
+            i = jnp.int32(0)
+            for a in axes:  # row-major over the mesh axes the tensor axis is split over
+                i = i * mesh.shape[a] + jax.lax.axis_index(a)
+            offsets.append(i * k)
+        offsets = jnp.stack(offsets) if offsets else jnp.zeros((0,), jnp.int32)
+        return jax.pure_callback(shard, jax.ShapeDtypeStruct(local, np_dtype), w, offsets)
+
+    return jax.shard_map(body, mesh=mesh, in_specs=jax.sharding.PartitionSpec(),
+                         out_specs=sharding.spec, check_vma=False)(words)
+
+
+def with_partitioning(init, sharding, mesh=None):
+    """Flax NNX ``nnx.with_partitioning(init, sharding, mesh)`` for a weightinit initializer,
+    computed shard by shard: the returned initializer calls ``init`` with ``out_sharding`` =
+    ``NamedSharding(mesh, PartitionSpec(*sharding))`` (``mesh`` or the mesh in context), so each
+    device draws only its shard, and carries the same sharding metadata for Flax.
+    """
+    from flax import nnx
+
+    spec = sharding if isinstance(sharding, jax.sharding.PartitionSpec) else \
+        jax.sharding.PartitionSpec(*sharding)
+
+    def sharded(key, shape, dtype=jnp.float32):
+        where = spec if mesh is None else jax.sharding.NamedSharding(mesh, spec)
+        return init(key, shape, dtype, out_sharding=where)
+
+    return nnx.with_partitioning(sharded, sharding, mesh)

@@ -197,7 +197,7 @@ def _fill_run(plan, seed, out, offset):
     """Fill the 1-D ``out`` with the flat (C-order) elements ``offset, offset + 1, ...`` of the
     tensor ``plan`` describes (an element-wise or constant :class:`Plan`): the values of the whole
     draw, whatever the runs it is cut into. The one place chunked and shared draws fill values
-    (the dask blocks, the zarr writer and the simulation's threads)."""
+    (the simulation's threads)."""
     if plan.kind == "constant":
         out.fill(plan.params[0])
     elif out.size:
@@ -216,12 +216,17 @@ def _check_range(dtype, **values):
                 "dtype=float64 or smaller parameters.")
 
 
-def _fill(kind, shape, params, *, key, stream, draw, offset, dtype, out, layout):
-    """Validate, allocate and fill: the one path every generator and scheme goes through."""
+def _fill(kind, shape, params, *, key, stream, draw, offset, dtype, out, layout, region=None):
+    """Validate, allocate and fill: the one path every generator and scheme goes through.
+
+    With ``region`` only that box of the ``shape`` tensor is produced (``out`` has its shape)."""
     shape = V.check_shape(shape)
     if layout not in _LAYOUTS:
         V.check_choice("layout", layout, _LAYOUTS)
     dtype = V.resolve_dtype(dtype, out)
+    starts, sizes = (0,) * len(shape), shape
+    if region is not None:
+        starts, sizes = V.check_region(region, shape)
     code, p = _params(kind, dtype, *params)
     if is_planning():
         used = {"uniform": 2, "normal": 2, "truncated_normal": 4}[kind]
@@ -232,19 +237,23 @@ def _fill(kind, shape, params, *, key, stream, draw, offset, dtype, out, layout)
         raise ValueError(
             f"`offset` + the size of `shape` must not exceed 2**64 elements (the counter space). "
             f"Received offset={offset} for shape={shape} ({n} elements)")
-    out = V.prepare_out(shape, dtype, out)
+    out = V.prepare_out(sizes, dtype, out)
+    if not out.size:
+        return out
+    base, counts, strides, run = V.region_runs(shape, starts, sizes)
     flat = out.reshape(-1)  # a view: out is C-contiguous
-    parallel = n >= _PARALLEL_MIN and not getattr(_serial, "on", False)
+    parallel = out.size >= _PARALLEL_MIN and not getattr(_serial, "on", False)
     s1 = np.uint64((stream << 2) | _KIND[kind])
     with LOCK if parallel else nullcontext():
         _k.KERNELS[code, dtype.name, parallel](
-            flat, np.uint64(offset), np.uint64(key & 0xFFFFFFFF), np.uint64(key >> 32),
-            np.uint64(draw), s1, p)
+            flat, np.uint64(offset + base), np.array(counts, np.uint64),
+            np.array(strides, np.uint64), np.uint64(run), np.uint64(key & 0xFFFFFFFF),
+            np.uint64(key >> 32), np.uint64(draw), s1, p)
     return out
 
 
 def uniform(shape, low=0.0, high=1.0, *, seed=None, dtype=None, out=None, offset=0,
-            layout="torch"):
+            layout="torch", region=None):
     r"""Uniform values on :math:`[\mathrm{low}, \mathrm{high})`.
 
     float32 takes the top 24 bits of one Philox word, float64 53 bits of two; the result is
@@ -261,21 +270,29 @@ def uniform(shape, low=0.0, high=1.0, *, seed=None, dtype=None, out=None, offset
     dtype : {float32, float64}, optional
         Default float32, or the dtype of ``out``.
     out : numpy.ndarray, optional
-        C-contiguous writable array of ``shape`` and ``dtype`` to fill in place.
+        C-contiguous writable array of ``shape`` (of the region's shape with ``region``) and
+        ``dtype`` to fill in place.
     offset : int
         Index of the first element within the seed's sequence (for chunked generation).
     layout : str
         Accepted for a uniform scheme signature; unused (no fans involved).
+    region : tuple of slices, or (offsets, sizes), optional
+        Produce only this box of the ``shape`` tensor: bitwise ``f(shape, ...)[region]``,
+        computed without the rest (memory and time ~ the box). Slices must have step 1 and lie
+        within the shape (no negative indices, no clipping); fewer slices than axes leave the
+        trailing axes whole; integers are refused (write ``slice(i, i + 1)``). ``(offsets,
+        sizes)`` gives one integer per axis each. Anything else raises ValueError/TypeError.
 
     Returns
     -------
     numpy.ndarray
     """
     return _fill("uniform", shape, (low, high, None, None), key=_check_seed(seed), stream=0, draw=0,
-                 offset=offset, dtype=dtype, out=out, layout=layout)
+                 offset=offset, dtype=dtype, out=out, layout=layout, region=region)
 
 
-def normal(shape, mean=0.0, std=1.0, *, seed=None, dtype=None, out=None, offset=0, layout="torch"):
+def normal(shape, mean=0.0, std=1.0, *, seed=None, dtype=None, out=None, offset=0, layout="torch",
+           region=None):
     r"""Normal values :math:`\mathcal{N}(\mathrm{mean}, \mathrm{std}^2)` (``std`` is the standard deviation).
 
     Box-Muller on pairs of Philox words: :math:`r = \sqrt{-2\ln u_1}`,
@@ -285,11 +302,11 @@ def normal(shape, mean=0.0, std=1.0, *, seed=None, dtype=None, out=None, offset=
     Parameters are as for :func:`uniform`; ``std`` must be finite and non-negative.
     """
     return _fill("normal", shape, (mean, std, None, None), key=_check_seed(seed), stream=0, draw=0,
-                 offset=offset, dtype=dtype, out=out, layout=layout)
+                 offset=offset, dtype=dtype, out=out, layout=layout, region=region)
 
 
 def truncated_normal(shape, mean=0.0, std=1.0, low=-2.0, high=2.0, *, seed=None, dtype=None,
-                     out=None, offset=0, layout="torch"):
+                     out=None, offset=0, layout="torch", region=None):
     r"""Normal :math:`\mathcal{N}(\mathrm{mean}, \mathrm{std}^2)` conditioned on :math:`[\mathrm{low}, \mathrm{high}]`.
 
     ``low`` and ``high`` are absolute bounds, as PyTorch's ``trunc_normal_(a, b)``; the standard
@@ -301,7 +318,7 @@ def truncated_normal(shape, mean=0.0, std=1.0, low=-2.0, high=2.0, *, seed=None,
     may be infinite (half-normal: ``low=mean, high=inf``).
     """
     return _fill("truncated_normal", shape, (mean, std, low, high), key=_check_seed(seed), stream=0,
-                 draw=0, offset=offset, dtype=dtype, out=out, layout=layout)
+                 draw=0, offset=offset, dtype=dtype, out=out, layout=layout, region=region)
 
 
 class Generator:
@@ -350,26 +367,28 @@ class Generator:
             self._draw += 1
             return d
 
-    def _take(self, kind, shape, params, dtype, out):
+    def _take(self, kind, shape, params, dtype, out, region):
         # Validate and allocate first, so a rejected call does not consume a draw.
         shape = V.check_shape(shape)
         dtype = V.resolve_dtype(dtype, out)
+        sizes = shape if region is None else V.check_region(region, shape)[1]
         _params(kind, dtype, *params)
-        out = V.prepare_out(shape, dtype, out)
+        out = V.prepare_out(sizes, dtype, out)
         return _fill(kind, shape, params, key=self._seed, stream=self._stream,
-                     draw=self._next_draw(), offset=0, dtype=dtype, out=out, layout="torch")
+                     draw=self._next_draw(), offset=0, dtype=dtype, out=out, layout="torch",
+                     region=region)
 
-    def uniform(self, shape, low=0.0, high=1.0, *, dtype=None, out=None):
+    def uniform(self, shape, low=0.0, high=1.0, *, dtype=None, out=None, region=None):
         """Next draw of uniform values on [low, high); see :func:`weightinit.random.uniform`."""
-        return self._take("uniform", shape, (low, high, None, None), dtype, out)
+        return self._take("uniform", shape, (low, high, None, None), dtype, out, region)
 
-    def normal(self, shape, mean=0.0, std=1.0, *, dtype=None, out=None):
+    def normal(self, shape, mean=0.0, std=1.0, *, dtype=None, out=None, region=None):
         """Next draw of N(mean, std**2) values; see :func:`weightinit.random.normal`."""
-        return self._take("normal", shape, (mean, std, None, None), dtype, out)
+        return self._take("normal", shape, (mean, std, None, None), dtype, out, region)
 
-    def truncated_normal(self, shape, mean=0.0, std=1.0, low=-2.0, high=2.0, *, dtype=None, out=None):
+    def truncated_normal(self, shape, mean=0.0, std=1.0, low=-2.0, high=2.0, *, dtype=None, out=None, region=None):
         """Next draw of truncated normal values; see :func:`weightinit.random.truncated_normal`."""
-        return self._take("truncated_normal", shape, (mean, std, low, high), dtype, out)
+        return self._take("truncated_normal", shape, (mean, std, low, high), dtype, out, region)
 
     def spawn(self, n):
         """Return ``n`` independent child generators (same key, fresh unique stream ids)."""

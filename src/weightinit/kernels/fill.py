@@ -314,45 +314,71 @@ PER_BLOCK = {(dist, dtype): (5 if dist == UNIFORM else 4) if dtype == "float32" 
              for dist, dtype in _BLOCKS}
 
 # ----------------------------------------------------------------------------- the fill kernel
-_values = _per_block = _fill_edges = None  # bound per kernel by ``_specialise``
+_values = _per_block = _segment = None  # bound per kernel by ``_specialise``
+
+#: Elements of one work item of the box kernel (a multiple of every PER_BLOCK).
+CHUNK = 20 * 1024
 
 
-def _fill_edges_py(out, start, head, resume, k0, k1, s0, s1, p):
-    """Serial fill of out[:head] and out[resume:], the partial blocks at either end."""
+def _segment_py(out, i0, n, g0, k0, k1, s0, s1, p):
+    """Serial fill of ``out[i0:i0 + n]`` with the elements ``g0 .. g0 + n - 1`` of the draw.
+
+    Whole blocks go through the hot loop; the partial blocks at either end are computed whole
+    and copied in part, so any ``g0`` gives the same values."""
     e = U64(_per_block)
-    n = U64(out.size)
-    i = U64(0)
-    while i < n:
-        if i == head:
-            i = resume
-            if i >= n:
-                break
-        g = start + i
-        blk = g // e
+    head = min((e - g0 % e) % e, n)
+    if head > U64(0):
+        blk = g0 // e
         w0, w1, w2, w3 = philox4x32_10(blk & MASK32, blk >> SHIFT32, s0, s1, k0, k1)
-        out[i] = _values(w0, w1, w2, w3, p)[g % e]
-        i += U64(1)
-
-
-def _fill_py(out, start, k0, k1, s0, s1, p):
-    """Fill the 1-D contiguous ``out`` with elements ``start .. start + out.size - 1``.
-
-    Whole blocks go through the hot loop (parallel over blocks); the partial blocks at either
-    end are computed whole and copied in part, so any ``start`` gives the same values.
-    """
-    n = U64(out.size)
-    e = U64(_per_block)
-    head = min((e - start % e) % e, n)
+        v = _values(w0, w1, w2, w3, p)
+        for t in range(head):
+            out[i0 + U64(t)] = v[g0 % e + U64(t)]
     nb = (n - head) // e
-    blk0 = (start + head) // e
-    for b in prange(nb):
+    blk0 = (g0 + head) // e
+    j0 = i0 + head
+    for b in range(nb):
         blk = blk0 + U64(b)
         w0, w1, w2, w3 = philox4x32_10(blk & MASK32, blk >> SHIFT32, s0, s1, k0, k1)
         v = _values(w0, w1, w2, w3, p)
-        j = head + U64(b) * U64(_per_block)  # a literal stride, or the loop won't vectorise
+        j = j0 + U64(b) * U64(_per_block)  # a literal stride, or the loop won't vectorise
         for t in range(_per_block):
             out[j + U64(t)] = v[t]
-    _fill_edges(out, start, head, head + nb * e, k0, k1, s0, s1, p)
+    tail = n - head - nb * e
+    if tail > U64(0):
+        blk = blk0 + nb
+        w0, w1, w2, w3 = philox4x32_10(blk & MASK32, blk >> SHIFT32, s0, s1, k0, k1)
+        v = _values(w0, w1, w2, w3, p)
+        j = j0 + nb * e
+        for t in range(tail):
+            out[j + U64(t)] = v[t]
+
+
+def _fill_py(out, base, counts, strides, run, k0, k1, s0, s1, p):
+    """Fill the 1-D contiguous ``out`` with a strided box of the draw, in C order.
+
+    The box is ``out.size // run`` runs of ``run`` consecutive elements; run ``r``, unravelled
+    over ``counts`` (the box's extents on the outer axes, C order) into indices ``i_d``, starts at
+    element ``base + sum(i_d * strides[d])``. A contiguous fill is one run (``counts`` empty).
+    Work items are pieces of at most ``CHUNK`` elements of a run, in parallel: every element's
+    value depends only on its index in the draw, never on the items or threads.
+    """
+    run = U64(run)
+    per = (run + U64(CHUNK) - U64(1)) // U64(CHUNK)
+    items = (U64(out.size) // run) * per if run > U64(0) else U64(0)
+    m = counts.size
+    for item in prange(items):
+        it = U64(item)
+        r = it // per
+        c = it % per
+        g = base
+        q = r
+        for a in range(m):
+            d = m - 1 - a
+            g += (q % counts[d]) * strides[d]
+            q //= counts[d]
+        i = c * U64(CHUNK)
+        n = min(U64(CHUNK), run - i)
+        _segment(out, r * run + i, n, g + i, k0, k1, s0, s1, p)
 
 
 def _copy(py, name, env):
@@ -370,7 +396,7 @@ def _specialise(dist, dtype, parallel):
     """
     name = f"fill_{dist}_{dtype}"
     env = dict(globals(), _values=_BLOCKS[dist, dtype], _per_block=PER_BLOCK[dist, dtype])
-    env["_fill_edges"] = njit(**_JIT)(_copy(_fill_edges_py, name + "_edges", env))
+    env["_segment"] = njit(inline="always", **_JIT)(_copy(_segment_py, name + "_segment", env))
     body = _copy(_fill_py, name + ("_parallel" if parallel else "_serial"), env)
     return njit(parallel=parallel, **_JIT)(body)
 
