@@ -355,3 +355,18 @@ def test_python_dash_m_describe():
                            "2"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert "Unknown `scheme`" in proc.stderr
+
+
+def test_every_registered_command_is_one_module():
+    """``cli.COMMANDS`` lists one module per command, each with ``add_parser`` and ``run``; the
+    parser offers exactly these commands, in this order."""
+    import argparse
+    import importlib
+
+    for name in cli.COMMANDS:
+        module = importlib.import_module(f"weightinit.cli.{name}")
+        assert callable(module.add_parser) and callable(module.run), name
+    sub = next(a for a in cli._parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert list(sub.choices) == list(cli.COMMANDS)
+    for name, parser in sub.choices.items():
+        assert parser.get_default("run").__module__ == f"weightinit.cli.{name}"

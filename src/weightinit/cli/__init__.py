@@ -10,8 +10,8 @@ PATH`` writes into ``PATH.part`` and keeps it when interrupted, so that the same
 ``sweep`` runs on dask.distributed and ``generate --zarr`` writes with zarr (the "dask" extra).
 
 Layout: one module per command, and :mod:`weightinit.cli.common` for what they share (argument
-types such as ``positive_int``, the ``--progress`` option, :class:`~weightinit.cli.common.Outputs`
-for atomic output files, ``import_plotting``). The figure recipes of ``weightinit figures`` live in
+types such as ``positive_int``, the ``--progress`` option and its tqdm ``progress_bar``,
+:class:`~weightinit.cli.common.Outputs` for atomic output files, ``import_plotting``). The figure recipes of ``weightinit figures`` live in
 :mod:`weightinit.doc_figures`, one module per doc.
 
 Adding a command ``NAME``: write ``cli/NAME.py`` with
