@@ -184,6 +184,17 @@ assert k.sharding.spec == P(None, "y"), k.sharding
 expect = np.asarray(init(nnx.Rngs(params=3).params(), (8, 12)))
 assert np.asarray(k).tobytes() == expect.tobytes()
 assert all(s.data.shape == (8, 6) for s in k.addressable_shards)
+with jax.set_mesh(mesh):  # a PartitionSpec takes the mesh in context
+    a = init(key, shape, out_sharding=P("x", "y"))
+    b = jax.jit(lambda k: init(k, shape, out_sharding=P("x", "y")))(key)
+for x in (a, b):
+    assert np.asarray(x).tobytes() == full.tobytes()
+    assert all(s.data.shape == (4, 6) for s in x.addressable_shards)
+try:  # shards must divide the shape evenly
+    init(key, (7, 12), out_sharding=NamedSharding(mesh, P("x")))
+    raise AssertionError("uneven shards accepted")
+except ValueError as e:
+    assert "`out_sharding`" in str(e)
 print("ok")
 """
 
@@ -194,3 +205,11 @@ def test_sharded_initialisation_on_four_devices():
     out = subprocess.run([sys.executable, "-c", SHARDED], capture_output=True, text=True,
                          timeout=600)
     assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-3000:]
+
+
+def test_out_sharding_errors():
+    init = initializer("he_normal")
+    with pytest.raises(TypeError, match="`out_sharding`"):
+        init(jax.random.key(0), (4, 4), out_sharding="model")
+    with pytest.raises(ValueError, match="no mesh is in context"):
+        init(jax.random.key(0), (4, 4), out_sharding=jax.sharding.PartitionSpec())

@@ -159,8 +159,11 @@ def _named(sharding):
     if isinstance(sharding, jax.sharding.NamedSharding):
         return sharding
     if isinstance(sharding, jax.sharding.PartitionSpec):
-        mesh = jax.sharding.get_concrete_mesh()
-        if mesh is None or not mesh.shape:
+        try:
+            mesh = jax.sharding.get_mesh()
+        except ValueError:  # inside jit: the abstract mesh is enough for shard_map
+            mesh = jax.sharding.get_abstract_mesh()
+        if mesh is None or getattr(mesh, "empty", not mesh.shape):
             raise ValueError("`out_sharding` is a PartitionSpec but no mesh is in context: pass "
                              "NamedSharding(mesh, spec) or call under jax.set_mesh(mesh).")
         return jax.sharding.NamedSharding(mesh, sharding)
