@@ -31,16 +31,13 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess witho
 
 from . import _validate as V
 from .activations import bias_value, recommend
-from .initializers import ALIASES, get
+from .initializers import ALIASES, FAN_SCHEMES, get
 from .lsuv import LSUVResult, check_options, step
 from .random import _check_seed
 
 __all__ = ["init_", "init_module_", "module_plan", "layer_fans", "parameter_seed", "lsuv_",
            "ParamInit", "LSUVResult"]
 
-#: Schemes whose variance is set by the fans (they accept explicit ``fans=``).
-FAN_SCHEMES = ("variance_scaling", "lecun_normal", "lecun_uniform", "glorot_normal",
-               "glorot_uniform", "he_normal", "he_uniform")
 _FLOAT = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _CONV_T = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
