@@ -112,6 +112,14 @@ def test_fewer_than_two_dims(shape, ndim, layout):
     ((3, 4), dict(in_axis=True), TypeError, r"`in_axis` must be an integer axis"),
     ((3, 4, 5), dict(batch_axis=(0.0,)), TypeError, r"`batch_axis` must be an integer axis"),
     ((3, 4, 5), dict(batch_axis=False), TypeError, r"`batch_axis` must be an integer axis"),
+    ((3, 4, 5), dict(in_axis=(), out_axis=2), ValueError, r"`in_axis` must name at least one"),
+    ((3, 4, 5), dict(in_axis=0, out_axis=[]), ValueError, r"`out_axis` must name at least one"),
+    ((3, 4, 5), dict(in_axis=(0, -3), out_axis=2), ValueError, r"`in_axis` names the same axis"),
+    ((3, 4, 5), dict(in_axis=(0, 1), out_axis=(1, 2)), ValueError, "must be distinct"),
+    ((3, 4, 5), dict(in_axis=(0, 1), out_axis=2, batch_axis=-3), ValueError, "must be distinct"),
+    ((3, 4, 5), dict(in_axis=(0, 3), out_axis=2), ValueError, r"`in_axis`=3 is out of range"),
+    ((3, 4, 5), dict(in_axis=(0, 1.0), out_axis=2), TypeError, r"`in_axis` must be an integer"),
+    ((3, 4, 5), dict(in_axis="01", out_axis=2), TypeError, r"`in_axis` must be an integer"),
 ])
 def test_bad_axes(shape, kw, exc, match):
     with pytest.raises(exc, match=match):
@@ -145,3 +153,37 @@ def test_bad_shapes(shape, exc, match):
 def test_huge_shape_is_arithmetic_only():
     # No allocation: fans of a shape far beyond memory are plain integer products.
     assert compute_fans((2**40, 2**30, 3, 3)) == (2**30 * 9, 2**40 * 9)
+
+
+@pytest.mark.parametrize("shape, kw, expected", [
+    ((2, 3, 5, 7), dict(in_axis=(0, 1), out_axis=(2, 3)), (6, 35)),          # no receptive field
+    ((2, 3, 5, 7), dict(in_axis=(-4, -3), out_axis=-1), (2 * 3 * 5, 7 * 5)),  # r = shape[2]
+    ((2, 3, 5, 7), dict(in_axis=[1], out_axis=(3,), batch_axis=(0, 2)), (3, 7)),
+    ((8, 4, 16), dict(in_axis=0, out_axis=(-2, -1)), (8, 64)),  # attention out: (d, heads, hd)
+])
+def test_tuple_axes(shape, kw, expected):
+    assert compute_fans(shape, **kw) == expected
+
+
+def test_tuple_and_negative_axes_equal_jax_fans():
+    # jax.nn.initializers.variance_scaling's own fan computation, for random disjoint axis sets
+    # given as ints or tuples, positive or negative.
+    jax_init = pytest.importorskip("jax._src.nn.initializers")
+    rng = np.random.default_rng(1)
+    for _ in range(300):
+        ndim = int(rng.integers(2, 6))
+        shape = tuple(int(d) for d in rng.integers(1, 6, size=ndim))
+        perm = [int(k) for k in rng.permutation(ndim)]
+        n_in = int(rng.integers(1, ndim))
+        n_out = int(rng.integers(1, ndim - n_in + 1))
+        n_batch = int(rng.integers(0, ndim - n_in - n_out + 1))
+        groups = perm[:n_in], perm[n_in:n_in + n_out], perm[n_in + n_out:n_in + n_out + n_batch]
+
+        def spell(axes):  # random sign convention; an int when single, sometimes
+            axes = [a - ndim if rng.random() < 0.5 else a for a in axes]
+            return axes[0] if len(axes) == 1 and rng.random() < 0.5 else tuple(axes)
+
+        i, o = spell(groups[0]), spell(groups[1])
+        b = spell(groups[2]) if n_batch else ()
+        want = jax_init._compute_fans(shape, in_axis=i, out_axis=o, batch_axis=b)
+        assert compute_fans(shape, in_axis=i, out_axis=o, batch_axis=b) == want, (shape, i, o, b)

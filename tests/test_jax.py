@@ -43,6 +43,8 @@ def test_key_seed():
     ("glorot_normal", (3, 3, 16, 32), {"distribution": "truncated_normal"}),
     ("lecun_uniform", (32, 16), {"in_axis": -1, "out_axis": -2}),
     ("variance_scaling", (4, 8, 6), {"batch_axis": 0, "scale": 2.0, "mode": "fan_avg"}),
+    ("variance_scaling", (4, 3, 8), {"in_axis": (0, 1), "out_axis": -1, "mode": "fan_avg"}),
+    ("he_normal", (6, 2, 4), {"in_axis": -3, "out_axis": (-2, -1)}),
     ("orthogonal", (20, 12), {}),
     ("truncated_normal", (5, 5), {"std": 0.02, "low": -0.04, "high": 0.04}),
 ])
@@ -62,6 +64,20 @@ def test_axes_change_the_fans():
     a = initializer("lecun_normal")(key, (10, 40))  # fan_in 10
     b = initializer("lecun_normal", in_axis=-1, out_axis=-2)(key, (10, 40))  # fan_in 40
     np.testing.assert_allclose(np.asarray(b), np.asarray(a) / 2.0, rtol=1e-6)
+
+
+def test_tuple_axes_give_jax_fans():
+    # The attention-output kernel (heads, head_dim, d) of Flax: fan_in = heads * head_dim.
+    # Values equal weightinit.init with JAX's own fans passed explicitly.
+    from jax._src.nn.initializers import _compute_fans
+
+    key, shape = jax.random.key(11), (4, 8, 32)
+    axes = {"in_axis": (-3, -2), "out_axis": -1}
+    got = np.asarray(initializer("lecun_normal", **axes)(key, shape))
+    fans = tuple(int(f) for f in _compute_fans(shape, **axes))
+    assert fans == (32, 32)
+    want = wi.init(shape, "lecun_normal", seed=seed_from_key(key), fans=fans)
+    np.testing.assert_array_equal(got, want)
 
 
 def test_dtypes_and_vmap():

@@ -82,10 +82,14 @@ def initializer(scheme, *, in_axis=-2, out_axis=-1, batch_axis=(), **params):
     ----------
     scheme : str
         Any name of ``weightinit.schemes(aliases=True)``.
-    in_axis, out_axis : int
-        Axes of the weight's input and output dimension (JAX's defaults -2 and -1, the Flax
-        ``(*kernel, in, out)`` layout); the other axes not in ``batch_axis`` are the receptive
-        field. Used by the fan-based schemes (variance_scaling, lecun_*, glorot_*, he_*).
+    in_axis, out_axis : int or tuple of int
+        Axes of the weight's input and output dimensions (JAX's defaults -2 and -1, the Flax
+        ``(*kernel, in, out)`` layout); negative values count from the end, and a tuple makes
+        the fan the product of its dimensions (e.g. ``in_axis=(-3, -2)`` for a
+        ``(heads, head_dim, d)`` attention-output kernel), as ``jax.nn.initializers``. The other
+        axes not in ``batch_axis`` are the receptive field. Used by the fan-based schemes
+        (variance_scaling, lecun_*, glorot_*, he_*); the fans equal JAX's ``_compute_fans``
+        for the same arguments (overlapping or empty axis sets are refused).
     batch_axis : int or tuple of int
         Axes excluded from the fans.
     **params
