@@ -201,3 +201,38 @@ def test_table_and_bad_input():
         R.rule("gpt2", "attn_q", layer=12, n_layers=12)
     with pytest.raises(ValueError, match="shape"):
         R.rule("olmo_mitchell", "attn_q", layer=0)
+
+
+def test_truncated_normal_bounds_in_std_units():
+    from weightinit import describe, truncated_normal
+
+    a = truncated_normal((64, 64), std=0.02, low=-3, high=3, bounds="std", seed=1)
+    b = truncated_normal((64, 64), std=0.02, low=-0.06, high=0.06, seed=1)
+    assert np.array_equal(a, b) and np.abs(a).max() <= 0.06
+    assert describe((4, 4), "truncated_normal", std=0.02)["truncation_std"] == (-100.0, 100.0)
+    with pytest.raises(ValueError, match="bounds"):
+        truncated_normal((4,), bounds="sigma")
+
+
+def test_recommend_architecture():
+    from weightinit import recommend
+
+    r = recommend("transformer", n_layers=48)
+    assert (r.kind, r.scheme, r.params) == ("recipe", "gpt2", {"n_layers": 48})
+    assert "0.00204" in r.reason  # 0.02/sqrt(96) = 0.0020412
+    assert recommend("post_ln_transformer", n_layers=100).scheme == "deepnorm"
+    assert recommend("relu").kind == "scheme"
+    with pytest.raises(ValueError, match="n_layers"):
+        recommend("transformer")
+    with pytest.raises(ValueError, match="n_layers"):
+        recommend("relu", n_layers=3)
+
+
+def test_cli_describe_recipe(capsys):
+    from weightinit.cli import main
+
+    assert main(["describe", "--recipe", "gpt2", "--layers", "12", "--width", "768"]) == 0
+    out = capsys.readouterr().out
+    assert "attn_out: normal" in out and "std 0.00408248" in out
+    assert main(["describe", "--recipe", "gpt2", "--layers", "12"]) != 0
+    assert "needs `--layers` and `--width`" in capsys.readouterr().err

@@ -481,7 +481,8 @@ def zero_init(shape, *, seed=None, dtype=None, layout="torch", out=None, region=
 
     For the matrix :math:`W \in \mathbb{R}^{P	imes Q}` (P = out, Q = in): the rectangular
     identity if :math:`P \le Q`, else :math:`I_{P	imes p}\,H_p\,2^{-k/2}\,I_{p	imes Q}` with
-    :math:`k = \lceil\log_2 Pceil`, :math:`p = 2^k` and :math:`H_p` the Sylvester Hadamard
+    :math:`k = \lceil\log_2 P
+ceil`, :math:`p = 2^k` and :math:`H_p` the Sylvester Hadamard
     matrix, i.e. :math:`W_{ij} = H_{ij}/\sqrt{p}`. A 3-5-D convolution ``(out, in, *kernel)`` gets
     that matrix at the spatial centre and zeros elsewhere. ``seed`` is ignored.
 
@@ -626,7 +627,8 @@ def describe(shape, scheme, **params):
     m, v = _truncated_moments((low - mean) / std, (high - mean) / std)
     return {**info, "distribution": "truncated_normal", "mean": mean + std * m,
             "variance": std * std * v, "std": std * math.sqrt(v),
-            "bound": max(abs(low), abs(high)), "low": low, "high": high}
+            "bound": max(abs(low), abs(high)), "low": low, "high": high,
+            "truncation_std": ((low - mean) / std, (high - mean) / std)}
 
 
 def _truncated_moments(alpha, beta):

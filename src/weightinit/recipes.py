@@ -94,9 +94,9 @@ class RoleInit:
             a = math.sqrt(3.0) * self.std
             return init(shape, "uniform", low=-a, high=a, seed=seed, **kw)
         if d == "truncated_normal":
-            low, high = self.bounds
-            return init(shape, "truncated_normal", std=self.std, low=low, high=high, seed=seed,
-                        **kw)
+            t = self.truncation
+            return init(shape, "truncated_normal", std=self.std, low=-t, high=t, bounds="std",
+                        seed=seed, **kw)
         return init(shape, "normal", std=self.std, seed=seed, **kw)
 
 
@@ -501,7 +501,7 @@ def table(recipe, *, n_layers, width, mlp_ratio=4, layer=0, **params):
     d = _need("width", width)
     h = _need("mlp_ratio", mlp_ratio) * d
     shapes = {"embedding": (50257, d), "attn_q": (d, d), "attn_k": (d, d), "attn_v": (d, d),
-              "attn_qkv": (3 * d, d), "attn_out": (d, d), "mlp_in": (h, d), "mlp_out": (d, h),
+              "attn_qkv": (3 * d, d), "attn_out": (d, d), "mlp_in": (h, d), "mlp_gate": (h, d), "mlp_up": (h, d), "mlp_out": (d, h),
               "readout": (50257, d), "norm": (d,), "bias": (d,), "residual_gate": (1,)}
     return {role: rule(recipe, role, layer=layer, n_layers=n_layers, width=d, shape=shape,
                        **params) for role, shape in shapes.items()}
