@@ -74,16 +74,60 @@ class Recommendation(NamedTuple):
     bias: float
     reason: str
     params: dict
+    #: ``"scheme"`` (``scheme`` names a scheme of :func:`weightinit.init`) or ``"recipe"``
+    #: (``scheme`` names a recipe of :mod:`weightinit.recipes`, for an architecture).
+    kind: str = "scheme"
 
 
-def recommend(activation, param=None, *, bias=0.0):
-    """Recommended initialisation for a layer followed by ``activation``.
+#: Architectures :func:`recommend` maps to a recipe of :mod:`weightinit.recipes`.
+ARCHITECTURES = ("transformer", "pre_ln_transformer", "post_ln_transformer", "resnet")
+
+
+def _recommend_architecture(arch, n_layers):
+    if n_layers is None:
+        raise ValueError(f"`n_layers` is required to recommend a recipe for {arch!r}, e.g. "
+                         f"recommend({arch!r}, n_layers=48).")
+    n = V.check_int("n_layers", n_layers, low=1)
+    if arch in ("transformer", "pre_ln_transformer"):
+        return Recommendation(
+            "gpt2", 1.0, 0.0,
+            f"Pre-LN transformer with {n} blocks: each of the 2L = {2 * n} residual branches adds "
+            f"its output's variance to the residual stream; N(0, 0.02) with the attention and MLP "
+            f"output projections at 0.02/sqrt(2L) = {0.02 / math.sqrt(2 * n):.3g} (GPT-2, "
+            "Megatron) keeps the stream's variance growth bounded in depth.",
+            {"n_layers": n}, "recipe")
+    if arch == "post_ln_transformer":
+        return Recommendation(
+            "deepnorm", 1.0, 0.0,
+            f"Post-LN transformer with {n} blocks: post-LN diverges early in deep models; "
+            f"DeepNorm scales the residual by alpha = (2L)^(1/4) = {(2 * n) ** 0.25:.3g} and the "
+            f"value/output/MLP weights by beta = (8L)^(-1/4) = {(8 * n) ** -0.25:.3g} (decoder), "
+            "bounding the model update (Wang et al. 2022, trained to 1,000 layers).",
+            {"n_layers": n, "architecture": "decoder"}, "recipe")
+    return Recommendation(
+        "fixup", 1.0, 0.0,
+        f"ResNet without normalisation, {n} residual branches: Fixup zeroes each branch's last "
+        f"layer and scales the others by L^(-1/(2m-2)) (= {n ** -0.5:.3g} for m = 2), so the "
+        "output's change per SGD step is independent of depth (Zhang et al. 2019).",
+        {"n_layers": n}, "recipe")
+
+
+def recommend(activation, param=None, *, bias=0.0, n_layers=None):
+    """Recommended initialisation for a layer followed by ``activation``, or a recipe for an
+    architecture (``"transformer"``/``"pre_ln_transformer"`` -> ``gpt2``,
+    ``"post_ln_transformer"`` -> ``deepnorm``, ``"resnet"`` (without normalisation) -> ``fixup``;
+    these need ``n_layers`` and return ``kind="recipe"``).
 
     sigmoid/tanh/softmax/linear -> Glorot (Glorot & Bengio 2010); relu/leaky_relu/prelu/elu/
     gelu/silu -> He (He et al. 2015); selu -> LeCun normal (Klambauer et al. 2017);
     recurrent/rnn/lstm/gru -> orthogonal (Saxe et al. 2014). ``param`` is the negative slope of
     leaky_relu/prelu; ``bias="auto"`` applies the 0.01 rule for the ReLU family.
     """
+    if activation in ARCHITECTURES:
+        return _recommend_architecture(activation, n_layers)
+    if n_layers is not None:
+        raise ValueError("`n_layers` is only used with an architecture "
+                         f"({', '.join(ARCHITECTURES)}). Received: n_layers={n_layers!r}")
     V.check_choice("activation", activation, ACTIVATIONS)
     b = bias_value(activation, bias, name="bias")
     if activation in ("leaky_relu", "prelu"):

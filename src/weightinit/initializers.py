@@ -441,6 +441,99 @@ def dirac(shape, groups=1, *, gain=1.0, seed=None, dtype=None, layout="torch", o
     return out
 
 
+def _centre_box(shape, layout):
+    """Index of the spatial centre of a convolution kernel: (out, in) slices + centres."""
+    if layout == "torch":
+        return (slice(None), slice(None)) + tuple(k // 2 for k in shape[2:])
+    return tuple(k // 2 for k in shape[:-2]) + (slice(None), slice(None))
+
+
+def delta_orthogonal(shape, gain=1.0, *, seed=None, dtype=None, layout="torch", out=None,
+                     region=None):
+    r"""Delta-orthogonal convolution kernel (Xiao et al. 2018): zero everywhere except the
+    spatial centre, which holds an orthogonal matrix times ``gain`` (:func:`orthogonal`), as
+    ``jax.nn.initializers.delta_orthogonal``.
+
+    ``shape`` is 3-, 4- or 5-D: ``(out, in, *kernel)`` under ``layout="torch"`` or ``(*kernel,
+    in, out)`` under ``"keras"``/``"jax"``; it needs ``in <= out`` so that the centre matrix has
+    orthonormal columns (the convolution is then an isometry at initialisation). Not elementwise
+    (the centre comes from a QR of a whole Gaussian matrix): ``region`` computes the whole kernel
+    and returns the box.
+
+    References
+    ----------
+    L. Xiao, Y. Bahri, J. Sohl-Dickstein, S. Schoenholz, J. Pennington, "Dynamical Isometry and
+    a Mean Field Theory of CNNs", ICML 2018, Algorithm 2; JAX ``jax/_src/nn/initializers.py``
+    (``delta_orthogonal``).
+    """
+    shape = V.check_shape(shape)
+    V.check_choice("layout", layout, ("torch", "keras", "jax"))
+    if len(shape) not in (3, 4, 5):
+        raise ValueError(f"`delta_orthogonal` needs a 3-, 4- or 5-D convolution shape. "
+                         f"Received: shape={shape}")
+    n_out, n_in = (shape[0], shape[1]) if layout == "torch" else (shape[-1], shape[-2])
+    if n_in > n_out:
+        raise ValueError(f"`delta_orthogonal` needs in_channels <= out_channels. Received: "
+                         f"shape={shape} (in={n_in}, out={n_out}).")
+    dtype = V.resolve_dtype(dtype, out)
+    q = orthogonal((n_out, n_in) if layout == "torch" else (n_in, n_out), gain, seed=seed,
+                   dtype=dtype, layout=layout)
+    w = np.zeros(shape, dtype)
+    w[_centre_box(shape, layout)] = q
+    if region is not None:
+        w = w[tuple(slice(a, a + k) for a, k in zip(*V.check_region(region, shape)))]
+    if out is None:
+        return np.ascontiguousarray(w)
+    V.check_out(out, w.shape, dtype)
+    out[...] = w
+    return out
+
+
+def zero_init(shape, *, seed=None, dtype=None, layout="torch", out=None, region=None):
+    r"""ZerO initialisation (Zhao et al. 2022): deterministic, only zeros and (scaled) ones.
+
+    For the matrix :math:`W \in \mathbb{R}^{P	imes Q}` (P = out, Q = in): the rectangular
+    identity if :math:`P \le Q`, else :math:`I_{P	imes p}\,H_p\,2^{-k/2}\,I_{p	imes Q}` with
+    :math:`k = \lceil\log_2 P
+ceil`, :math:`p = 2^k` and :math:`H_p` the Sylvester Hadamard
+    matrix, i.e. :math:`W_{ij} = H_{ij}/\sqrt{p}`. A 3-5-D convolution ``(out, in, *kernel)`` gets
+    that matrix at the spatial centre and zeros elsewhere. ``seed`` is ignored.
+
+    References
+    ----------
+    J. Zhao, F. Schaefer, A. Anandkumar, "ZerO Initialization: Initializing Neural Networks with
+    only Zeros and Ones", TMLR 2022, Algorithm 1; jiaweizzhao/ZerO-initialization
+    ``example_mnist.ipynb`` (``ZerO_Init_on_matrix``; its normalisation :math:`2^{-k/2}` is used,
+    where Algorithm 1 writes :math:`2^{-(k-1)/2}`).
+    """
+    shape = V.check_shape(shape)
+    V.check_choice("layout", layout, ("torch",))
+    if len(shape) not in (2, 3, 4, 5):
+        raise ValueError(f"`zero_init` needs a 2-D weight or a 3-5-D convolution. "
+                         f"Received: shape={shape}")
+    dtype = V.resolve_dtype(dtype, out)
+    p_, q_ = shape[0], shape[1]
+    if p_ <= q_:
+        m = np.eye(p_, q_)
+    else:
+        p = 1 << (p_ - 1).bit_length()
+        i = np.arange(p_)[:, None] & np.arange(q_)[None, :]
+        parity = np.zeros(i.shape, np.int64)
+        while i.any():
+            parity ^= i & 1
+            i = i >> 1
+        m = np.where(parity == 0, 1.0, -1.0) / math.sqrt(p)
+    w = np.zeros(shape, dtype)
+    w[_centre_box(shape, "torch")] = m
+    if region is not None:
+        w = w[tuple(slice(a, a + k) for a, k in zip(*V.check_region(region, shape)))]
+    if out is None:
+        return np.ascontiguousarray(w)
+    V.check_out(out, w.shape, dtype)
+    out[...] = w
+    return out
+
+
 REGISTRY = {
     "zeros": zeros, "ones": ones, "constant": constant,
     "normal": normal, "uniform": uniform, "truncated_normal": truncated_normal,
@@ -552,7 +645,8 @@ def describe(shape, scheme, **params):
     m, v = _truncated_moments((low - mean) / std, (high - mean) / std)
     return {**info, "distribution": "truncated_normal", "mean": mean + std * m,
             "variance": std * std * v, "std": std * math.sqrt(v),
-            "bound": max(abs(low), abs(high)), "low": low, "high": high}
+            "bound": max(abs(low), abs(high)), "low": low, "high": high,
+            "truncation_std": ((low - mean) / std, (high - mean) / std)}
 
 
 def _truncated_moments(alpha, beta):

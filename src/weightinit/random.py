@@ -305,8 +305,19 @@ def normal(shape, mean=0.0, std=1.0, *, seed=None, dtype=None, out=None, offset=
                  offset=offset, dtype=dtype, out=out, layout=layout, region=region)
 
 
-def truncated_normal(shape, mean=0.0, std=1.0, low=-2.0, high=2.0, *, seed=None, dtype=None,
-                     out=None, offset=0, layout="torch", region=None):
+def _std_bounds(mean, std, low, high, bounds):
+    """Absolute bounds from ``bounds="absolute"`` (as given) or ``"std"`` (mean + k std)."""
+    V.check_choice("bounds", bounds, ("absolute", "std"))
+    if bounds == "absolute":
+        return low, high
+    mean = V.check_real("mean", mean)
+    std = V.check_real("std", std, positive=True)
+    return (mean + V.check_real("low", low, finite=False) * std,
+            mean + V.check_real("high", high, finite=False) * std)
+
+
+def truncated_normal(shape, mean=0.0, std=1.0, low=-2.0, high=2.0, *, bounds="absolute",
+                     seed=None, dtype=None, out=None, offset=0, layout="torch", region=None):
     r"""Normal :math:`\mathcal{N}(\mathrm{mean}, \mathrm{std}^2)` conditioned on :math:`[\mathrm{low}, \mathrm{high}]`.
 
     ``low`` and ``high`` are absolute bounds, as PyTorch's ``trunc_normal_(a, b)``; the standard
@@ -316,7 +327,15 @@ def truncated_normal(shape, mean=0.0, std=1.0, low=-2.0, high=2.0, *, seed=None,
     :math:`\alpha, \beta` the standardised bounds, sampled on the mirror image when the interval
     lies right of the mean so that tail probabilities keep their precision. One of ``low``/``high``
     may be infinite (half-normal: ``low=mean, high=inf``).
+
+    ``bounds="std"`` reads ``low`` and ``high`` in units of ``std`` around ``mean``: the interval
+    is :math:`[\mathrm{mean} + \mathrm{low}\cdot\mathrm{std}, \mathrm{mean} +
+    \mathrm{high}\cdot\mathrm{std}]`, so ``truncated_normal(shape, std=0.02, low=-3, high=3,
+    bounds="std")`` cuts at 3 std. With the default absolute bounds the same call with
+    ``std=0.02`` and bounds -2..2 (PyTorch's ``trunc_normal_`` defaults, as torchtitan uses them)
+    cuts at 100 std, i.e. not at all in practice.
     """
+    low, high = _std_bounds(mean, std, low, high, bounds)
     return _fill("truncated_normal", shape, (mean, std, low, high), key=_check_seed(seed), stream=0,
                  draw=0, offset=offset, dtype=dtype, out=out, layout=layout, region=region)
 
@@ -386,8 +405,10 @@ class Generator:
         """Next draw of N(mean, std**2) values; see :func:`weightinit.random.normal`."""
         return self._take("normal", shape, (mean, std, None, None), dtype, out, region)
 
-    def truncated_normal(self, shape, mean=0.0, std=1.0, low=-2.0, high=2.0, *, dtype=None, out=None, region=None):
+    def truncated_normal(self, shape, mean=0.0, std=1.0, low=-2.0, high=2.0, *,
+                         bounds="absolute", dtype=None, out=None, region=None):
         """Next draw of truncated normal values; see :func:`weightinit.random.truncated_normal`."""
+        low, high = _std_bounds(mean, std, low, high, bounds)
         return self._take("truncated_normal", shape, (mean, std, low, high), dtype, out, region)
 
     def spawn(self, n):
