@@ -34,6 +34,7 @@ from .activations import bias_value, recommend
 from .initializers import ALIASES, get
 from .lsuv import LSUVResult, check_options, step
 from .random import _check_seed
+from ._roles import Role, apply_recipe_, roles  # noqa: E402  (parameter roles and recipes)
 
 __all__ = ["init_", "init_module_", "module_plan", "layer_fans", "parameter_seed", "lsuv_",
            "ParamInit", "LSUVResult"]
