@@ -113,3 +113,14 @@ def test_mup_query_zero_on_packed_qkv():
     assert torch.all(w[:256] == 0)  # query block zero
     # hidden std 0.02/sqrt(256/64) = 0.01; 65,536 values: 5 SE = 1.4e-2 relative
     assert w[256:512].std().item() == pytest.approx(0.01, rel=5 / math.sqrt(2 * 256 * 256))
+
+
+def test_init_module_recipe_is_apply_recipe():
+    a = wt.init_module_(GPT(d=64, n=2), recipe="megatron", seed=3, sigma=0.01)
+    b = wt.apply_recipe_(GPT(d=64, n=2), "megatron", seed=3, sigma=0.01)
+    for (n, p), (_, q) in zip(a.named_parameters(), b.named_parameters()):
+        assert torch.equal(p, q), n
+    with pytest.raises(ValueError, match="recipe"):
+        wt.init_module_(GPT(d=64, n=2), recipe="gpt3", seed=0)
+    with pytest.raises(ValueError, match="not both"):
+        wt.init_module_(GPT(d=64, n=2), "he_normal", recipe="gpt2", seed=0)
