@@ -34,6 +34,7 @@ from .activations import bias_value, recommend
 from .initializers import ALIASES, FAN_SCHEMES, get
 from .lsuv import LSUVResult, check_options, step
 from .random import _check_seed
+from ._roles import Role, apply_recipe_, roles  # noqa: E402  (parameter roles and recipes)
 
 __all__ = ["init_", "init_module_", "module_plan", "layer_fans", "parameter_seed", "lsuv_",
            "ParamInit", "LSUVResult"]
@@ -385,7 +386,7 @@ def module_plan(module, scheme=None, *, activation=None, seed=0, bias=0.0, embed
 
 
 def init_module_(module, scheme=None, *, activation=None, seed=None, bias=0.0,
-                 embedding_std=1.0, **params):
+                 embedding_std=1.0, recipe=None, **params):
     r"""Initialise the layers of ``module`` in place and return it.
 
     Layers (found with ``module.named_modules()``; each parameter once, other modules and
@@ -430,7 +431,11 @@ def init_module_(module, scheme=None, *, activation=None, seed=None, bias=0.0,
     bias : float or "auto"
     embedding_std : float
     **params
-        Parameters of ``scheme`` (only with ``scheme``).
+        Parameters of ``scheme`` (only with ``scheme``), or of ``recipe``.
+    recipe : str, optional
+        A recipe of :mod:`weightinit.recipes` applied per parameter role instead of a scheme:
+        ``init_module_(model, recipe="gpt2", seed=0, **recipe_params)`` is
+        :func:`apply_recipe_` (``roles=``, ``n_layers=``, ``width=`` go there).
 
     Returns
     -------
@@ -438,6 +443,10 @@ def init_module_(module, scheme=None, *, activation=None, seed=None, bias=0.0,
         ``module``. :func:`module_plan` lists what was done.
     """
     seed = _check_seed(seed)
+    if recipe is not None:
+        if scheme is not None:
+            raise ValueError("Give either `scheme` or `recipe`, not both.")
+        return apply_recipe_(module, recipe, seed=seed, **params)
     plan = module_plan(module, scheme, activation=activation, seed=seed, bias=bias,
                        embedding_std=embedding_std, **params)
     named = dict(module.named_parameters())

@@ -1,0 +1,177 @@
+"""Parameter roles of PyTorch modules and applying a recipe of :mod:`weightinit.recipes`.
+
+Re-exported by :mod:`weightinit.torch` (``weightinit.torch.roles``, ``weightinit.torch.apply_recipe_``).
+A role is inferred from the module type and the naming conventions of nanoGPT, Hugging Face
+GPT-2 / Llama, torchtitan and ``nn.Transformer*``; the layer index is the first integer
+component of the parameter's qualified name (``transformer.h.3.attn.c_proj.weight`` -> 3).
+Parameters no rule recognises get role ``None`` and are listed, never guessed.
+"""
+
+import fnmatch
+import re
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import _validate as V
+from . import recipes as _recipes
+
+
+class Role(NamedTuple):
+    """Role of one parameter: ``role`` (a name of :data:`weightinit.recipes.ROLES` or ``None``
+    when unknown), ``layer`` (block index or ``None``) and ``tied`` (other names sharing it)."""
+
+    role: str
+    layer: int
+    tied: tuple = ()
+
+
+_NORMS = tuple(getattr(nn, n) for n in ("LayerNorm", "RMSNorm", "GroupNorm", "BatchNorm1d",
+                                         "BatchNorm2d", "BatchNorm3d", "InstanceNorm1d",
+                                         "InstanceNorm2d", "LocalResponseNorm") if hasattr(nn, n))
+_CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
+         nn.ConvTranspose3d)
+
+# (regex on the module path, role), first match wins; paths are dot-joined module names.
+_NAME_RULES = [
+    (r"(^|\.)(c_attn|qkv|wqkv|query_key_value|in_proj)$", "attn_qkv"),
+    (r"(^|\.)(q_proj|wq|query|q)$", "attn_q"),
+    (r"(^|\.)(k_proj|wk|key|k)$", "attn_k"),
+    (r"(^|\.)(v_proj|wv|value|v)$", "attn_v"),
+    (r"(^|\.)(attn|attention|self_attn|multihead_attn)\.(c_proj|o_proj|out_proj|dense|wo)$",
+     "attn_out"),
+    (r"(^|\.)(o_proj|wo|out_proj)$", "attn_out"),
+    (r"(^|\.)(gate_proj|w1)$", "mlp_gate"),
+    (r"(^|\.)(up_proj|w3)$", "mlp_up"),
+    (r"(^|\.)(c_fc|fc1|linear1|dense_h_to_4h|fc_in)$", "mlp_in"),
+    (r"(^|\.)(mlp|feed_forward|ffn)\.c_proj$", "mlp_out"),
+    (r"(^|\.)(down_proj|w2|fc2|linear2|dense_4h_to_h|fc_out)$", "mlp_out"),
+    (r"(^|\.)(lm_head|output|head|embed_out)$", "readout"),
+    (r"(^|\.)(wte|wpe|tok_embeddings|embed_tokens|embed_positions|embedding|embeddings)$",
+     "embedding"),
+]
+_GATE = re.compile(r"(resweight|res_weight|residual_gate|skip_gain|skipinit_gain|rezero_alpha)$")
+
+
+def _layer_of(name):
+    m = re.search(r"(?:^|\.)(\d+)(?:\.|$)", name)
+    return int(m.group(1)) if m else None
+
+
+def _infer(path, mod, pname, p):
+    if _GATE.search(pname) and p.numel() == 1:
+        return "residual_gate"
+    if isinstance(mod, _NORMS) or re.search(r"(^|\.)(ln_\w+|\w*norm\w*)$", path):
+        return "norm" if pname == "weight" else "bias"
+    if pname == "bias" or pname.endswith("_bias"):
+        return "bias"
+    if isinstance(mod, nn.MultiheadAttention) and pname == "in_proj_weight":
+        return "attn_qkv"
+    if isinstance(mod, (nn.Embedding, nn.EmbeddingBag)):
+        return "embedding"
+    for pattern, role in _NAME_RULES:
+        if re.search(pattern, path):
+            return role
+    if isinstance(mod, _CONV):
+        return "conv"
+    return None
+
+
+def roles(module, roles=None):
+    """The :class:`Role` of every parameter of ``module``: a dict qualified name -> Role.
+
+    ``roles={"glob": "role"}`` overrides the inference for the parameters whose qualified name
+    matches the glob (:mod:`fnmatch`); a pattern that matches no parameter, or an unknown role,
+    is a ``ValueError``. A readout tied to the embedding appears once (as PyTorch's
+    ``named_parameters`` lists it), with the tied names in ``tied``.
+    """
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"`module` must be a torch.nn.Module. Received: {type(module).__name__}")
+    overrides = dict(roles or {})
+    for pattern, role in overrides.items():
+        V.check_choice("roles", role, list(_recipes.ROLES))
+    names = {}
+    for path, mod in module.named_modules(remove_duplicate=False):
+        for pname, p in mod.named_parameters(recurse=False, remove_duplicate=False):
+            names.setdefault(id(p), []).append((f"{path}.{pname}" if path else pname, path,
+                                                mod, pname, p))
+    out = {}
+    for entries in names.values():
+        name, path, mod, pname, p = entries[0]
+        role = _infer(path, mod, pname, p)
+        tied = tuple(e[0] for e in entries[1:])
+        out[name] = Role(role, _layer_of(name), tied)
+    for pattern, role in overrides.items():
+        hits = [n for n in out if fnmatch.fnmatchcase(n, pattern)]
+        if not hits:
+            raise ValueError(f"`roles` pattern {pattern!r} matches no parameter of the module; "
+                             f"parameter names look like {list(out)[:3]}.")
+        for n in hits:
+            out[n] = out[n]._replace(role=role)
+    return out
+
+
+def _torch_shape(mod, p):
+    """(out, in, ...) of a weight; Hugging Face ``Conv1D`` stores (in, out)."""
+    shape = tuple(p.shape)
+    return shape[::-1] if type(mod).__name__ == "Conv1D" and len(shape) == 2 else shape
+
+
+def apply_recipe_(module, recipe, *, seed=0, roles=None, n_layers=None, width=None,
+                  **recipe_params):
+    """Initialise ``module`` in place with ``recipe`` (:mod:`weightinit.recipes`) and return it.
+
+    Each parameter gets ``rule(recipe, role, layer=..., n_layers=..., width=..., shape=...)``
+    and is drawn with the seed ``weightinit.torch.parameter_seed(seed, name)``. ``n_layers``
+    defaults to one more than the largest layer index, ``width`` to the embedding dimension.
+    A packed ``attn_qkv`` weight gets the q, k and v rules on its three row blocks (seeds of
+    ``name#q``, ``name#k``, ``name#v``). Parameters of unknown role are a ``ValueError`` that
+    lists them (name them with ``roles={"glob": "role"}``); rules of kind ``keep`` leave the
+    parameter as it is.
+    """
+    from .torch import parameter_seed
+
+    V.check_choice("recipe", recipe, _recipes.recipes())
+    seed = V.check_int("seed", seed, low=0, high=1 << 64)
+    found = globals()["roles"](module, roles)
+    unknown = [n for n, r in found.items() if r.role is None]
+    if unknown:
+        raise ValueError(f"No role inferred for parameters {unknown}; give them with "
+                         "roles={'glob': 'role'} (roles: " + ", ".join(_recipes.ROLES) + ").")
+    layers = [r.layer for r in found.values() if r.layer is not None]
+    if n_layers is None and layers:
+        n_layers = max(layers) + 1
+    params = dict(module.named_parameters())
+    mods = dict(module.named_modules())
+    if width is None:
+        emb = [params[n] for n, r in found.items() if r.role == "embedding"]
+        width = emb[0].shape[-1] if emb else None
+    with torch.no_grad():
+        for name, r in found.items():
+            p = params[name]
+            mod = mods.get(name.rpartition(".")[0], module)
+            shape = _torch_shape(mod, p)
+            transposed = shape != tuple(p.shape)
+            kw = dict(layer=r.layer, n_layers=n_layers, width=width, **recipe_params)
+            dtype = np.float64 if p.dtype == torch.float64 else np.float32
+            if r.role == "attn_qkv" and shape[0] % 3 == 0:
+                part = (shape[0] // 3,) + shape[1:]
+                blocks = [_recipes.rule(recipe, q, shape=part, **kw).sample(
+                    part, seed=parameter_seed(seed, f"{name}#{q[-1]}"), dtype=dtype)
+                    if _recipes.rule(recipe, q, shape=part, **kw).distribution != "keep" else None
+                    for q in ("attn_q", "attn_k", "attn_v")]
+                if any(b is None for b in blocks):
+                    continue
+                arr = np.concatenate(blocks, axis=0)
+            else:
+                rule = _recipes.rule(recipe, r.role, shape=shape if len(shape) >= 2 else None,
+                                     **kw)
+                if rule.distribution == "keep":
+                    continue
+                arr = rule.sample(shape, seed=parameter_seed(seed, name), dtype=dtype)
+            if transposed:
+                arr = np.ascontiguousarray(arr.T)
+            p.copy_(torch.from_numpy(arr).to(p.dtype))
+    return module
