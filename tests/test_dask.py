@@ -118,6 +118,8 @@ def test_scheme_functions_take_the_in_memory_signature():
     np.testing.assert_array_equal(WD.normal((7,), 3.0, 0.5, seed=2, chunks=3).compute(),
                                   W.normal((7,), 3.0, 0.5, seed=2))
     np.testing.assert_array_equal(WD.dirac((4, 4, 3), 2, chunks=1).compute(), W.dirac((4, 4, 3), 2))
+    keras = WD.dirac((3, 4, 6), 2, layout="keras", chunks=2).compute()  # (kernel, in, out)
+    np.testing.assert_array_equal(keras, W.dirac((6, 4, 3), 2).transpose(2, 1, 0))
     for name in W.schemes(aliases=True):
         sig = inspect.signature(getattr(WD, name))
         mem = inspect.signature(W.get(name))
@@ -265,7 +267,8 @@ def test_orthogonal_limits(monkeypatch):
     (lambda: WD.identity((3, 4), gain="x"), TypeError, "`gain`"),
     (lambda: WD.dirac((6, 4)), ValueError, "3-, 4- or 5-D"),
     (lambda: WD.dirac((6, 4, 3), groups=4), ValueError, "`groups`"),
-    (lambda: WD.dirac((6, 4, 3), layout="keras"), ValueError, "`layout`"),
+    (lambda: WD.dirac((6, 4, 3), layout="tf"), ValueError, "`layout`"),
+    (lambda: WD.dirac((3, 4, 6), layout="keras", groups=4), ValueError, "`groups`"),
     (lambda: WD.identity((3, 4), offset=1), TypeError, "offset"),
     (lambda: WD.he_normal(), TypeError, "shape"),
     (lambda: WD.seed_of(da.zeros(3)), ValueError, "carries no seed"),

@@ -146,17 +146,18 @@ def _expected(scheme, params, law, kind, layout):
         return "orthogonal", 0.0, gain**2 / max(rows, cols)
     # identity: gain on the diagonal of the 2-D shape; dirac: gain at [d, d, centre] for
     # d < min(out, in) (one group): `count` entries equal gain, the rest 0
-    count = min(shape[0], shape[1])
+    count = min(shape[0], shape[1]) if layout == "torch" or scheme == "identity" else min(
+        shape[-1], shape[-2])
     p = count / math.prod(shape)
     return scheme, gain * p, gain**2 * p - (gain * p) ** 2
 
 
 def _applies(scheme, kind, layout):
-    """identity is 2-D only; dirac is a convolution kernel in torch layout only."""
+    """identity is 2-D only; dirac is a convolution kernel (any layout)."""
     if scheme == "identity":
         return kind == "dense"
     if scheme == "dirac":
-        return kind == "conv" and layout == "torch"
+        return kind == "conv"
     return True
 
 

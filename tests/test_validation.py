@@ -199,7 +199,6 @@ for fname in WITH_OFFSET:
 for fname in WITH_LAYOUT:
     for layout in ["pytorch", "TORCH", "", None]:
         case(fname, f"layout-{layout!r}", dict(layout=layout), ValueError, r"Unknown `layout`")
-case("dirac", "layout-keras", dict(layout="keras"), ValueError, r"Unknown `layout`")
 for fname in ["variance_scaling", "he_normal", "he_uniform"]:
     for mode in ["fan_foo", "FAN_IN", "avg", None]:
         case(fname, f"mode-{mode!r}", dict(mode=mode), ValueError, r"Unknown `mode`")

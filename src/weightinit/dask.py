@@ -73,8 +73,9 @@ def _fill_block(plan, seed, offset, shape, location, out):
     if plan.kind == "eye":
         return _I.identity(shape, gain=plan.params[0], dtype=out.dtype, out=out, region=region)
     if plan.kind == "dirac":
-        groups, gain = plan.params
-        return _I.dirac(shape, groups, gain=gain, dtype=out.dtype, out=out, region=region)
+        groups, gain, layout = plan.params
+        return _I.dirac(shape, groups, gain=gain, dtype=out.dtype, layout=layout, out=out,
+                        region=region)
     if plan.kind == "constant":
         return _I.constant(shape, plan.params[0], dtype=out.dtype, out=out, region=region)
     return getattr(R, plan.kind)(shape, *plan.params, seed=seed, dtype=out.dtype, out=out,
@@ -123,7 +124,7 @@ def _lazy(plan, seed, offset, shape, chunks, label):
 
 # ============================================================================= plans
 def _sparse_plan(name, shape, dtype, layout, params):
-    """identity as its gain, dirac as (groups, gain), validated by the
+    """identity as its gain, dirac as (groups, gain, layout), validated by the
     in-memory function on a shape with the same checks but a handful of elements."""
     if name == "identity":
         if len(shape) != 2:
@@ -132,10 +133,13 @@ def _sparse_plan(name, shape, dtype, layout, params):
         return Plan("eye", shape, dtype, (V.check_real("gain", params.get("gain", 1.0)),))
     if len(shape) not in (3, 4, 5):
         _I.dirac(shape, dtype=dtype, layout=layout, **params)  # raises before allocating
-    _I.dirac((shape[0], 1) + (1,) * (len(shape) - 2), dtype=dtype, layout=layout, **params)
+    ones = (1,) * (len(shape) - 2)  # the output channels, with every other dimension 1
+    small = (shape[0], 1) + ones if layout == "torch" else ones + (1, shape[-1])
+    _I.dirac(small, dtype=dtype, layout=layout, **params)
     sig = inspect.signature(_I.dirac).bind((), **params)
     sig.apply_defaults()
-    return Plan("dirac", shape, dtype, (int(sig.arguments["groups"]), float(sig.arguments["gain"])))
+    return Plan("dirac", shape, dtype, (int(sig.arguments["groups"]),
+                                        float(sig.arguments["gain"]), layout))
 
 
 def _plan(shape, scheme, params):

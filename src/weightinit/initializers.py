@@ -12,7 +12,7 @@ import numpy as np
 from . import _validate as V
 from ._threads import LOCK
 from .activations import bias_value, calculate_gain
-from .fans import compute_fans, fan
+from .fans import LAYOUTS, compute_fans, fan
 from .kernels.transpose import transpose_into
 from .random import Plan, _check_seed, is_planning, normal, planning, truncated_normal, uniform
 
@@ -77,7 +77,7 @@ def variance_scaling(shape, scale=1.0, mode="fan_in", distribution="truncated_no
     Parameters
     ----------
     shape : tuple of int
-        At least two dimensions (see :func:`compute_fans`).
+        At least two dimensions (see :func:`compute_fans`), unless ``fans`` are given.
     scale : float
         Positive variance multiplier (``gain**2``).
     mode : {"fan_in", "fan_out", "fan_avg", "fan_geo_avg"}
@@ -96,9 +96,12 @@ def variance_scaling(shape, scale=1.0, mode="fan_in", distribution="truncated_no
     ----------
     Keras ``VarianceScaling``; JAX ``jax.nn.initializers.variance_scaling``.
     """
-    fan_in, fan_out = compute_fans(shape, layout, in_axis=in_axis, out_axis=out_axis,
-                                   batch_axis=batch_axis)
-    if fans is not None:
+    if fans is None:
+        fan_in, fan_out = compute_fans(shape, layout, in_axis=in_axis, out_axis=out_axis,
+                                       batch_axis=batch_axis)
+    else:  # explicit fans: any shape, 1-D included (Keras gives a vector fan_in = fan_out = n)
+        V.check_shape(shape)
+        V.check_choice("layout", layout, LAYOUTS)
         if isinstance(fans, (str, bytes)) or not hasattr(fans, "__len__") or len(fans) != 2:
             raise TypeError(f"`fans` must be a pair (fan_in, fan_out). Received: fans={fans!r}")
         fan_in, fan_out = (V.check_real("fans", f, positive=True) for f in fans)
@@ -403,24 +406,34 @@ def identity(shape, *, gain=1.0, seed=None, dtype=None, layout="torch", out=None
 
 def dirac(shape, groups=1, *, gain=1.0, seed=None, dtype=None, layout="torch", out=None,
           region=None):
-    """Dirac delta kernel for 3-, 4- or 5-D convolution weights ``(out, in, *kernel)``, as
-    ``torch.nn.init.dirac_``: the convolution passes input channel ``d`` of each group to output
-    channel ``d`` of that group unchanged (times ``gain``); ``out`` must be divisible by
-    ``groups``. ``region``: only that box, as for :func:`weightinit.random.uniform`."""
+    """Dirac delta kernel for 3-, 4- or 5-D convolution weights, as ``torch.nn.init.dirac_``: the
+    convolution passes input channel ``d`` of each group to output channel ``d`` of that group
+    unchanged (times ``gain``), through the kernel's centre tap (index ``k // 2`` on each spatial
+    axis). ``layout="torch"``: ``(out, in, *kernel)``; ``"keras"``/``"jax"``: ``(*kernel, in,
+    out)``, the same kernel transposed. The output channels must be divisible by ``groups``.
+    ``region``: only that box, as for :func:`weightinit.random.uniform`."""
     shape = V.check_shape(shape)
     if len(shape) not in (3, 4, 5):
-        raise ValueError(f"`dirac` needs a 3-, 4- or 5-D shape (out, in, *kernel). "
+        raise ValueError(f"`dirac` needs a 3-, 4- or 5-D shape (a convolution kernel). "
                          f"Received: shape={shape}")
-    V.check_choice("layout", layout, ("torch",))
+    V.check_choice("layout", layout, LAYOUTS)
+    torch_order = layout == "torch"
+    # axes of (out, in, *kernel) in the tensor
+    axes = (0, 1, *range(2, len(shape))) if torch_order else (
+        len(shape) - 1, len(shape) - 2, *range(len(shape) - 2))
+    n_out, n_in, kernel = shape[axes[0]], shape[axes[1]], [shape[a] for a in axes[2:]]
     groups = V.check_int("groups", groups, low=1)
-    if shape[0] % groups:
-        raise ValueError(f"`groups`={groups} must divide the output channels {shape[0]}.")
+    if n_out % groups:
+        raise ValueError(f"`groups`={groups} must divide the output channels {n_out}.")
     gain = V.check_real("gain", gain)
     out, starts = _deterministic(shape, 0.0, dtype, out, layout, plannable=False, region=region)
-    per_group = shape[0] // groups
-    d = np.arange(min(per_group, shape[1]), dtype=np.int64)
+    per_group = n_out // groups
+    d = np.arange(min(per_group, n_in), dtype=np.int64)
     rows = (np.arange(groups, dtype=np.int64)[:, None] * per_group + d[None, :]).reshape(-1)
-    coords = (rows, np.tile(d, groups)) + tuple(np.full(rows.size, k // 2) for k in shape[2:])
+    torch_coords = (rows, np.tile(d, groups)) + tuple(np.full(rows.size, k // 2) for k in kernel)
+    coords = [None] * len(shape)
+    for a, c in zip(axes, torch_coords):
+        coords[a] = c
     inside = np.ones(rows.size, bool)
     for c, a, k in zip(coords, starts, out.shape):
         inside &= (c >= a) & (c < a + k)
@@ -545,6 +558,11 @@ def get(name):
     """The scheme function registered under ``name`` or one of its aliases."""
     V.check_choice("scheme", name, list(REGISTRY) + list(ALIASES))
     return REGISTRY[ALIASES.get(name, name)]
+
+
+#: Schemes whose variance is set by the fans (they accept ``fans=`` and the axis arguments).
+FAN_SCHEMES = ("variance_scaling", "lecun_normal", "lecun_uniform", "glorot_normal",
+               "glorot_uniform", "he_normal", "he_uniform")
 
 
 def init(shape, scheme, **params):

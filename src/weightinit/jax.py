@@ -32,13 +32,9 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess witho
         'pip install "weightinit[jax]"') from exc
 
 from . import _validate as V
-from .initializers import ALIASES, get
+from .initializers import ALIASES, FAN_SCHEMES, get
 
 __all__ = ["initializer", "key_seed", "with_partitioning"]
-
-#: Schemes whose variance comes from the fans (they take in_axis/out_axis/batch_axis).
-FAN_SCHEMES = ("variance_scaling", "lecun_normal", "lecun_uniform", "glorot_normal",
-               "glorot_uniform", "he_normal", "he_uniform")
 
 
 def _key_words(key):

@@ -31,7 +31,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess witho
 
 from . import _validate as V
 from .activations import bias_value, recommend
-from .initializers import ALIASES, get
+from .initializers import ALIASES, FAN_SCHEMES, get
 from .lsuv import LSUVResult, check_options, step
 from .random import _check_seed
 from ._roles import Role, apply_recipe_, roles  # noqa: E402  (parameter roles and recipes)
@@ -40,9 +40,6 @@ from ._mup import coord_check, mup_param_groups, plot_coord_check  # noqa: E402 
 __all__ = ["init_", "init_module_", "module_plan", "layer_fans", "parameter_seed", "lsuv_",
            "ParamInit", "LSUVResult"]
 
-#: Schemes whose variance is set by the fans (they accept explicit ``fans=``).
-FAN_SCHEMES = ("variance_scaling", "lecun_normal", "lecun_uniform", "glorot_normal",
-               "glorot_uniform", "he_normal", "he_uniform")
 _FLOAT = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _CONV_T = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
