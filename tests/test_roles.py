@@ -124,3 +124,39 @@ def test_init_module_recipe_is_apply_recipe():
         wt.init_module_(GPT(d=64, n=2), recipe="gpt3", seed=0)
     with pytest.raises(ValueError, match="not both"):
         wt.init_module_(GPT(d=64, n=2), "he_normal", recipe="gpt2", seed=0)
+
+
+def test_mup_param_groups_table3():
+    m = GPT(d=256, n=2)
+    m.lm_head = nn.Linear(256, 512, bias=False)  # untied readout
+    groups = {tuple(g["names"])[0]: g["lr"] for g in wt.mup_param_groups(m, 0.1, 64)}
+    # m = 256/64 = 4. Adam: vector-like 0.1, hidden 0.1/4, readout 0.1/4
+    assert groups["transformer.wte.weight"] == pytest.approx(0.1)
+    assert groups["transformer.h.0.attn.c_attn.weight"] == pytest.approx(0.025)
+    assert groups["lm_head.weight"] == pytest.approx(0.025)
+    sgd = {tuple(g["names"])[0]: g["lr"]
+           for g in wt.mup_param_groups(m, 0.1, 64, optimizer="sgd")}
+    # SGD: vector-like 0.1*4, hidden 0.1, readout 0.1/4
+    assert sgd["transformer.wte.weight"] == pytest.approx(0.4)
+    assert sgd["transformer.h.0.attn.c_attn.weight"] == pytest.approx(0.1)
+    assert sgd["lm_head.weight"] == pytest.approx(0.025)
+    with pytest.raises(ValueError, match="base_width"):
+        wt.mup_param_groups(m, 0.1, 512)
+
+
+def test_coord_check_records_every_module_step_width():
+    from weightinit.doc_figures.recipes import TinyGPT
+
+    x = torch.randint(0, 128, (2, 8))
+    rec = wt.coord_check(lambda w: TinyGPT(w, n_layers=1), [32, 64], (x, x), steps=2)
+    keys = {(r["width"], r["module"], r["step"]) for r in rec}
+    assert (64, "lm_head", 1) in keys and (32, "transformer.h.0.mlp.c_fc", 0) in keys
+    # step 0 is the forward pass at init: lm_head output mean |x| of default init equals a
+    # direct forward pass
+    torch.manual_seed(0)
+    model = TinyGPT(32, n_layers=1)
+    torch.manual_seed(0)
+    rec = wt.coord_check(lambda w: TinyGPT(w, n_layers=1), [32], (x, x), steps=1)
+    direct = model(x).abs().mean().item()
+    got = [r["l1"] for r in rec if r["module"] == "lm_head" and r["step"] == 0][0]
+    assert got == pytest.approx(direct, rel=1e-6)

@@ -35,6 +35,7 @@ from .initializers import ALIASES, FAN_SCHEMES, get
 from .lsuv import LSUVResult, check_options, step
 from .random import _check_seed
 from ._roles import Role, apply_recipe_, roles  # noqa: E402  (parameter roles and recipes)
+from ._mup import coord_check, mup_param_groups, plot_coord_check  # noqa: E402  (muP)
 
 __all__ = ["init_", "init_module_", "module_plan", "layer_fans", "parameter_seed", "lsuv_",
            "ParamInit", "LSUVResult"]

@@ -1,0 +1,99 @@
+"""Figure of docs/recipes.md: muP coordinate check on a small GPT (standard vs muP).
+
+``python -m weightinit.doc_figures.recipes OUTDIR`` writes ``recipes_coord_check.png`` and prints the
+numbers quoted in the docs.
+"""
+
+import sys
+
+import torch
+from torch import nn
+
+from .. import torch as wt
+
+
+class _Block(nn.Module):
+    def __init__(self, d, heads):
+        super().__init__()
+        self.heads = heads
+        self.ln_1, self.ln_2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.attn = nn.Module()
+        self.attn.c_attn, self.attn.c_proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
+        self.mlp = nn.Module()
+        self.mlp.c_fc, self.mlp.c_proj = nn.Linear(d, 4 * d), nn.Linear(4 * d, d)
+        self.mlp.act = nn.GELU()
+
+    def forward(self, x):
+        b, t, d = x.shape
+        q, k, v = self.attn.c_attn(self.ln_1(x)).split(d, dim=2)
+        q, k, v = (z.view(b, t, self.heads, d // self.heads).transpose(1, 2) for z in (q, k, v))
+        y = nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+        x = x + self.attn.c_proj(y.transpose(1, 2).reshape(b, t, d))
+        return x + self.mlp.c_proj(self.mlp.act(self.mlp.c_fc(self.ln_2(x))))
+
+
+class TinyGPT(nn.Module):
+    """nanoGPT-shaped pre-LN GPT (untied readout) for the coordinate check."""
+
+    def __init__(self, width, n_layers=2, vocab=128, context=32, head_dim=16):
+        super().__init__()
+        self.transformer = nn.Module()
+        self.transformer.wte = nn.Embedding(vocab, width)
+        self.transformer.wpe = nn.Embedding(context, width)
+        self.transformer.h = nn.ModuleList(_Block(width, width // head_dim)
+                                           for _ in range(n_layers))
+        self.transformer.ln_f = nn.LayerNorm(width)
+        self.lm_head = nn.Linear(width, vocab, bias=False)
+
+    def forward(self, idx):
+        pos = torch.arange(idx.shape[1])
+        x = self.transformer.wte(idx) + self.transformer.wpe(pos)
+        for block in self.transformer.h:
+            x = block(x)
+        return self.lm_head(self.transformer.ln_f(x))
+
+
+def coord_data(widths=(64, 128, 256, 512), base_width=64, steps=4, lr=1e-2, seed=0):
+    """(standard, mup) coord-check records for TinyGPT: standard = ``gpt2`` recipe and one Adam
+    learning rate; muP = ``mup`` recipe (readout scaled) and :func:`mup_param_groups`."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, 128, (8, 32), generator=g)
+    batch = (x, torch.roll(x, -1, 1))
+
+    def standard(w):
+        return wt.init_module_(TinyGPT(w), recipe="gpt2", seed=seed)
+
+    def mup(w):
+        return wt.init_module_(TinyGPT(w), recipe="mup", seed=seed, base_width=base_width,
+                               readout="scaled")
+
+    sp = wt.coord_check(standard, widths, batch, steps, lr=lr)
+    mu = wt.coord_check(mup, widths, batch, steps, lr=lr,
+                        param_groups=lambda m, lr: wt.mup_param_groups(m, lr, base_width))
+    return sp, mu
+
+
+def main(outdir="."):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sp, mu = coord_data()
+    mods = ["transformer.h.1.attn.c_proj", "transformer.h.1.mlp.c_proj", "lm_head"]
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True)
+    last = max(r["step"] for r in sp)
+    for ax, recs, title in ((axes[0], sp, "standard (gpt2, one lr)"), (axes[1], mu, "muP")):
+        for n in mods:
+            pts = sorted((r["width"], r["l1"]) for r in recs
+                         if r["module"] == n and r["step"] == last)
+            ax.plot(*zip(*pts), marker="o", label=n)
+            print(title, n, " ".join(f"{w}:{v:.3g}" for w, v in pts))
+        ax.set(xscale="log", yscale="log", xlabel="width", title=f"{title}, step {last}")
+    axes[0].set_ylabel("mean |x|")
+    axes[1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(f"{outdir}/recipes_coord_check.png", dpi=110)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
