@@ -33,7 +33,13 @@ from . import _validate as V
 from .activations import bias_value, recommend
 from .initializers import ALIASES, FAN_SCHEMES, get
 from .lsuv import LSUVResult, check_options, step
-from .random import _check_seed
+from .random import _check_seed, planning
+
+try:  # DTensor: builds without torch.distributed have none
+    from ._dtensor import is_dtensor, local_boxes
+except ImportError:  # pragma: no cover
+    def is_dtensor(tensor):
+        return False
 from ._roles import Role, apply_recipe_, roles  # noqa: E402  (parameter roles and recipes)
 from ._mup import coord_check, mup_param_groups, plot_coord_check  # noqa: E402  (muP)
 
@@ -87,6 +93,15 @@ def init_(tensor, scheme, *, seed=None, **params):
     PyTorch's ``(out, in, *kernel)`` convention (``torch.nn.init._calculate_fan_in_and_fan_out``)
     unless ``params`` give ``layout``/``in_axis``/``out_axis``/``fans``.
 
+    A ``torch.distributed.tensor.DTensor`` (plain DTensor, FSDP2 ``fully_shard`` or tensor
+    parallel parameters) is filled on each rank with exactly its elements of the global tensor:
+    ``full_tensor()`` of the result is bitwise ``init_`` of a plain tensor of the global shape
+    with the same seed, for any mesh and world size. Placements ``Shard(d)`` (uneven and empty
+    shards included), ``Replicate`` and FSDP2's ``_StridedShard`` on meshes of any dimension;
+    fans come from the global shape. Each rank computes only its own elements (see
+    ``weightinit._dtensor``), with no communication. ``seed`` is then required and must be the
+    same on every rank (not checked: that would need a collective per tensor).
+
     How the values get there:
 
     * float32/float64, C-contiguous CPU tensor: generated straight into its memory (zero copy:
@@ -113,7 +128,8 @@ def init_(tensor, scheme, *, seed=None, **params):
     TypeError
         For a non-tensor, a non-floating dtype, a sparse tensor, or ``dtype``/``out`` in params.
     ValueError
-        For a meta tensor or bad scheme parameters (as ``weightinit.init`` raises them).
+        For a meta tensor, bad scheme parameters (as ``weightinit.init`` raises them), a DTensor
+        with a ``Partial`` placement or without a seed.
     """
     if not isinstance(tensor, torch.Tensor):
         raise TypeError(f"`tensor` must be a torch.Tensor. Received: {type(tensor).__name__}")
@@ -124,30 +140,48 @@ def init_(tensor, scheme, *, seed=None, **params):
     if tensor.layout != torch.strided:
         raise TypeError(f"`tensor` must be a dense (strided) tensor. Received layout "
                         f"{tensor.layout}")
-    if tensor.device.type == "meta":
+    sharded = is_dtensor(tensor)
+    local = tensor._local_tensor if sharded else tensor
+    if local.device.type == "meta":
         raise ValueError("`tensor` is on the meta device and has no data to fill. Materialise "
                          "the module first, e.g. module.to_empty(device='cpu').")
-    for bad in ("dtype", "out"):
+    for bad in ("dtype", "out", "region"):
         if bad in params:
             raise TypeError(f"`{bad}` is taken from `tensor`; do not pass it to init_.")
+    if sharded and seed is None:
+        raise ValueError("`seed` is required for a DTensor: every rank must pass the same seed "
+                         "so that the shards form one tensor (seed=None would draw different "
+                         "OS entropy on each rank).")
     params.setdefault("layout", "torch")
-    if tensor.numel() == 0:  # nothing to fill (PyTorch's init functions do the same)
-        return tensor
+    fn = get(scheme)
+    shape = tuple(tensor.shape)  # the global shape of a DTensor: its fans and flat indices
+    boxes = local_boxes(tensor) if sharded else [(None, None)]
     np_dtype = np.float64 if tensor.dtype == torch.float64 else np.float32
-    shape = tuple(tensor.shape)
+    if local.numel() == 0:  # nothing to fill (PyTorch's init functions do the same)
+        if tensor.numel():  # an empty shard of a non-empty DTensor: still check the arguments
+            with planning():
+                fn(shape, seed=seed, dtype=np_dtype, **params)
+        return tensor
     with torch.no_grad():
-        direct = (tensor.device.type == "cpu" and tensor.dtype in (torch.float32, torch.float64)
-                  and tensor.is_contiguous() and not tensor.is_conj() and not tensor.is_neg())
-        if direct:
-            view = tensor.detach().numpy()
-            direct = view.flags.c_contiguous and view.flags.writeable
-        if direct:
-            get(scheme)(shape, seed=seed, dtype=np_dtype, out=view, **params)
-            torch.autograd.graph.increment_version(tensor)
-        else:
-            values = get(scheme)(shape, seed=seed, dtype=np_dtype, **params)
-            tensor.copy_(torch.from_numpy(np.ascontiguousarray(values)))
+        for local_box, region in boxes:
+            target = local if local_box is None else local[local_box]
+            _fill(target, fn, shape, region, seed, np_dtype, params)
     return tensor
+
+
+def _fill(target, fn, shape, region, seed, np_dtype, params):
+    """Write ``fn(shape, ..., region=region)`` into ``target`` (zero copy where it can)."""
+    direct = (target.device.type == "cpu" and target.dtype in (torch.float32, torch.float64)
+              and target.is_contiguous() and not target.is_conj() and not target.is_neg())
+    if direct:
+        view = target.detach().numpy()
+        direct = view.flags.c_contiguous and view.flags.writeable
+    if direct:
+        fn(shape, seed=seed, dtype=np_dtype, out=view, region=region, **params)
+        torch.autograd.graph.increment_version(target)
+    else:
+        values = fn(shape, seed=seed, dtype=np_dtype, region=region, **params)
+        target.copy_(torch.from_numpy(np.ascontiguousarray(values)))
 
 
 # ----------------------------------------------------------------------------- seeds and fans
