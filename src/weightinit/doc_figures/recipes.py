@@ -73,11 +73,42 @@ def coord_data(widths=(64, 128, 256, 512), base_width=64, steps=4, lr=1e-2, seed
     return sp, mu
 
 
+DEPTH_RECIPES = {"gpt2": {}, "olmo_mitchell": {}, "torchtitan": {}, "wang_init": {},
+                 "mup": {"base_width": 64, "readout": "scaled"}}
+
+
+def depth_profile(n_layers=24, width=128, seed=0):
+    """Per-block std of the residual stream and of its gradient at initialisation, for a
+    pre-LN TinyGPT under each recipe of :data:`DEPTH_RECIPES` (and PyTorch's defaults)."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, 128, (8, 32), generator=g)
+    y = torch.roll(x, -1, 1)
+    out = {}
+    for name in ("pytorch default", *DEPTH_RECIPES):
+        torch.manual_seed(seed)
+        model = TinyGPT(width, n_layers=n_layers)
+        if name != "pytorch default":
+            wt.init_module_(model, recipe=name, seed=seed, **DEPTH_RECIPES[name])
+        acts = []
+
+        def keep(mod, args, o):
+            o.retain_grad()
+            acts.append(o)
+
+        for block in model.transformer.h:
+            block.register_forward_hook(keep)
+        logits = model(x)
+        nn.functional.cross_entropy(logits.reshape(-1, 128), y.reshape(-1)).backward()
+        out[name] = ([a.std().item() for a in acts], [a.grad.std().item() for a in acts])
+    return out
+
+
 def main(outdir="."):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    prof = depth_profile()
     sp, mu = coord_data()
     mods = ["transformer.h.1.attn.c_proj", "transformer.h.1.mlp.c_proj", "lm_head"]
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True)
@@ -93,6 +124,18 @@ def main(outdir="."):
     axes[1].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(f"{outdir}/recipes_coord_check.png", dpi=110)
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    for name, (act, grad) in prof.items():
+        axes[0].plot(act, label=name)
+        axes[1].plot(grad, label=name)
+        print(f"depth {name}: act first {act[0]:.3g} last {act[-1]:.3g}; "
+              f"grad first {grad[0]:.3g} last {grad[-1]:.3g}")
+    axes[0].set(yscale="log", xlabel="block", ylabel="std of residual stream")
+    axes[1].set(yscale="log", xlabel="block", ylabel="std of its gradient")
+    axes[1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(f"{outdir}/recipes_depth.png", dpi=110)
 
 
 if __name__ == "__main__":
