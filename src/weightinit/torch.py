@@ -44,7 +44,8 @@ from ._roles import Role, apply_recipe_, roles  # noqa: E402  (parameter roles a
 from ._mup import coord_check, mup_param_groups, plot_coord_check  # noqa: E402  (muP)
 
 __all__ = ["init_", "init_module_", "module_plan", "layer_fans", "parameter_seed", "lsuv_",
-           "ParamInit", "LSUVResult"]
+           "ParamInit", "LSUVResult", "roles", "apply_recipe_", "Role", "mup_param_groups",
+           "coord_check", "plot_coord_check"]
 
 _FLOAT = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
