@@ -478,8 +478,14 @@ def delta_orthogonal(shape, gain=1.0, *, seed=None, dtype=None, layout="torch", 
     dtype = V.resolve_dtype(dtype, out)
     q = orthogonal((n_out, n_in) if layout == "torch" else (n_in, n_out), gain, seed=seed,
                    dtype=dtype, layout=layout)
+    return _at_centre(shape, layout, q, dtype, out, region)
+
+
+def _at_centre(shape, layout, matrix, dtype, out, region):
+    """A kernel of ``shape`` that is ``matrix`` at its spatial centre and 0 elsewhere, then its
+    ``region`` (or the whole) written to ``out`` or returned."""
     w = np.zeros(shape, dtype)
-    w[_centre_box(shape, layout)] = q
+    w[_centre_box(shape, layout)] = matrix
     if region is not None:
         w = w[tuple(slice(a, a + k) for a, k in zip(*V.check_region(region, shape)))]
     if out is None:
@@ -523,15 +529,7 @@ ceil`, :math:`p = 2^k` and :math:`H_p` the Sylvester Hadamard
             parity ^= i & 1
             i = i >> 1
         m = np.where(parity == 0, 1.0, -1.0) / math.sqrt(p)
-    w = np.zeros(shape, dtype)
-    w[_centre_box(shape, "torch")] = m
-    if region is not None:
-        w = w[tuple(slice(a, a + k) for a, k in zip(*V.check_region(region, shape)))]
-    if out is None:
-        return np.ascontiguousarray(w)
-    V.check_out(out, w.shape, dtype)
-    out[...] = w
-    return out
+    return _at_centre(shape, "torch", m, dtype, out, region)
 
 
 REGISTRY = {
