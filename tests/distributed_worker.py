@@ -137,6 +137,58 @@ def main(out):
         wt.init_module_(plain, seed=3)
         return compare_models(model, plain)
 
+    def trains(model, vocab):
+        """One forward and backward pass works and gives finite gradients."""
+        tokens = torch.arange(12).reshape(2, 6) % vocab
+        model(tokens).float().pow(2).mean().backward()
+        bad = [k for k, v in model.named_parameters() if v.grad is None
+               or not torch.isfinite(v.grad.full_tensor() if isinstance(v.grad, DTensor)
+                                     else v.grad).all()]
+        return f"no or non-finite gradients for {bad}" if bad else None
+
+    def local_share(model):
+        """Largest local/global element ratio of any parameter: about 1/world when sharded."""
+        return max(v.to_local().numel() / v.numel() for v in model.parameters()
+                   if isinstance(v, DTensor) and v.numel())
+
+    @case(f"materialize_ from meta under FSDP2, Llama-like and recipe, world {world}")
+    def _():
+        from torch.distributed.fsdp import fully_shard
+
+        failures = []
+        for kw in ({}, {"recipe": "olmo_full_megatron"}):
+            plain = wt.init_module_(models.llama(dim=32, hidden=40, vocab=50), seed=5, **kw)
+            with torch.device("meta"):
+                model = models.Llama(dim=32, hidden=40, vocab=50)
+            for layer in model.layers:
+                fully_shard(layer, mesh=mesh)
+            fully_shard(model, mesh=mesh)
+            wt.materialize_(model, "cpu", seed=5, **kw)
+            share = local_share(model)
+            if share > 1.0 / world + 0.1:
+                failures.append(f"{kw}: a rank holds {share:.2f} of a parameter")
+            failures += [compare_models(model, plain), trains(model, 50)]
+        return first_failure(*failures)
+
+    @case(f"materialize_ from meta: nn.Transformer under FSDP2, world {world}")
+    def _():
+        from torch.distributed.fsdp import fully_shard
+
+        def build():
+            return torch.nn.Transformer(d_model=16, nhead=2, num_encoder_layers=2,
+                                        num_decoder_layers=1, dim_feedforward=24, dropout=0.0)
+
+        plain = wt.init_module_(build(), seed=2)
+        with torch.device("meta"):
+            model = build()
+        for layer in list(model.encoder.layers) + list(model.decoder.layers):
+            fully_shard(layer, mesh=mesh)
+        fully_shard(model, mesh=mesh)
+        wt.materialize_(model, seed=2)
+        x = torch.ones(5, 2, 16)
+        model(x, x).sum().backward()
+        return compare_models(model, plain)
+
     if world == 4:
         mesh2 = init_device_mesh("cpu", (2, 2), mesh_dim_names=("dp", "tp"))
 
@@ -173,6 +225,26 @@ def main(out):
             wt.init_module_(model, seed=11)
             wt.init_module_(plain, seed=11)
             return compare_models(model, plain)
+
+        @case("materialize_ from meta under FSDP2 x TP (2-D mesh), Llama-like")
+        def _():
+            from torch.distributed.fsdp import fully_shard
+            from torch.distributed.tensor.parallel import (ColwiseParallel, RowwiseParallel,
+                                                           parallelize_module)
+
+            plain = wt.init_module_(models.llama(dim=32, hidden=48, vocab=64), seed=13)
+            with torch.device("meta"):
+                model = models.Llama(dim=32, hidden=48, vocab=64)
+            plan = {"attention.wq": ColwiseParallel(), "attention.wk": ColwiseParallel(),
+                    "attention.wv": ColwiseParallel(), "attention.wo": RowwiseParallel(),
+                    "feed_forward.w1": ColwiseParallel(), "feed_forward.w3": ColwiseParallel(),
+                    "feed_forward.w2": RowwiseParallel()}
+            for layer in model.layers:
+                parallelize_module(layer, mesh2["tp"], plan)
+                fully_shard(layer, mesh=mesh2["dp"])
+            fully_shard(model, mesh=mesh2["dp"])
+            wt.materialize_(model, seed=13)
+            return first_failure(compare_models(model, plain), trains(model, 64))
 
     if dist.get_rank() == 0:
         with open(out + ".part", "w") as f:

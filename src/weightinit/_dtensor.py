@@ -76,9 +76,17 @@ def _runs(ix):
     return [(a, int(ix[a]), b - a) for a, b in zip(starts, stops)]
 
 
-def local_boxes(dtensor, name="tensor"):
-    """[(local slices, global region)] covering this rank's shard, one per box of runs."""
+def local_boxes(dtensor, name="tensor", rows=None):
+    """[(local slices, global region)] covering this rank's shard, one per box of runs.
+
+    With ``rows = (start, stop)``: only the part of the shard in rows ``start:stop`` of
+    dimension 0, with regions relative to that row block (as if it were a tensor of shape
+    ``(stop - start, *shape[1:])``)."""
     runs = [_runs(ix) for ix in local_indices(dtensor, name)]
+    if rows is not None and runs:
+        r0, r1 = rows
+        runs[0] = [(lo + max(g, r0) - g, max(g, r0) - r0, min(g + n, r1) - max(g, r0))
+                   for lo, g, n in runs[0] if max(g, r0) < min(g + n, r1)]
     return [(tuple(slice(lo, lo + n) for lo, _, n in box),
              tuple(slice(g, g + n) for _, g, n in box))
             for box in itertools.product(*runs)]

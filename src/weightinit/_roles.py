@@ -11,8 +11,6 @@ import fnmatch
 import re
 from typing import NamedTuple
 
-import numpy as np
-import torch
 from torch import nn
 
 from . import _validate as V
@@ -119,19 +117,11 @@ def _torch_shape(mod, p):
     return shape[::-1] if type(mod).__name__ == "Conv1D" and len(shape) == 2 else shape
 
 
-def apply_recipe_(module, recipe, *, seed=0, roles=None, n_layers=None, width=None,
-                  **recipe_params):
-    """Initialise ``module`` in place with ``recipe`` (:mod:`weightinit.recipes`) and return it.
-
-    Each parameter gets ``rule(recipe, role, layer=..., n_layers=..., width=..., shape=...)``
-    and is drawn with the seed ``weightinit.torch.parameter_seed(seed, name)``. ``n_layers``
-    defaults to one more than the largest layer index, ``width`` to the embedding dimension.
-    A packed ``attn_qkv`` weight gets the q, k and v rules on its three row blocks (seeds of
-    ``name#q``, ``name#k``, ``name#v``). Parameters of unknown role are a ``ValueError`` that
-    lists them (name them with ``roles={"glob": "role"}``); rules of kind ``keep`` leave the
-    parameter as it is.
-    """
-    from .torch import parameter_seed
+def recipe_plan(module, recipe, *, seed=0, roles=None, n_layers=None, width=None,
+                **recipe_params):
+    """The steps of :func:`apply_recipe_` as :class:`weightinit.torch.ParamInit` (nothing is
+    modified); a ``keep`` rule is a step of scheme ``"keep"``."""
+    from .torch import ParamInit, parameter_seed
 
     V.check_choice("recipe", recipe, _recipes.recipes())
     seed = V.check_int("seed", seed, low=0, high=1 << 64)
@@ -148,30 +138,49 @@ def apply_recipe_(module, recipe, *, seed=0, roles=None, n_layers=None, width=No
     if width is None:
         emb = [params[n] for n, r in found.items() if r.role == "embedding"]
         width = emb[0].shape[-1] if emb else None
-    with torch.no_grad():
-        for name, r in found.items():
-            p = params[name]
-            mod = mods.get(name.rpartition(".")[0], module)
-            shape = _torch_shape(mod, p)
-            transposed = shape != tuple(p.shape)
-            kw = dict(layer=r.layer, n_layers=n_layers, width=width, **recipe_params)
-            dtype = np.float64 if p.dtype == torch.float64 else np.float32
-            if r.role == "attn_qkv" and shape[0] % 3 == 0:
-                part = (shape[0] // 3,) + shape[1:]
-                blocks = [_recipes.rule(recipe, q, shape=part, **kw).sample(
-                    part, seed=parameter_seed(seed, f"{name}#{q[-1]}"), dtype=dtype)
-                    if _recipes.rule(recipe, q, shape=part, **kw).distribution != "keep" else None
-                    for q in ("attn_q", "attn_k", "attn_v")]
-                if any(b is None for b in blocks):
-                    continue
-                arr = np.concatenate(blocks, axis=0)
-            else:
-                rule = _recipes.rule(recipe, r.role, shape=shape if len(shape) >= 2 else None,
-                                     **kw)
-                if rule.distribution == "keep":
-                    continue
-                arr = rule.sample(shape, seed=parameter_seed(seed, name), dtype=dtype)
-            if transposed:
-                arr = np.ascontiguousarray(arr.T)
-            p.copy_(torch.from_numpy(arr).to(p.dtype))
+    plan = []
+    for name, r in found.items():
+        p = params[name]
+        mod = mods.get(name.rpartition(".")[0], module)
+        shape = _torch_shape(mod, p)
+        kw = dict(layer=r.layer, n_layers=n_layers, width=width, **recipe_params)
+        if r.role == "attn_qkv" and shape[0] % 3 == 0:
+            n = shape[0] // 3
+            part = (n,) + shape[1:]
+            blocks = [(q, _recipes.rule(recipe, q, shape=part, **kw)) for q in
+                      ("attn_q", "attn_k", "attn_v")]
+        else:
+            blocks = [(r.role, _recipes.rule(recipe, r.role,
+                                             shape=shape if len(shape) >= 2 else None, **kw))]
+        for k, (role, rule) in enumerate(blocks):
+            spec = rule.as_scheme() or ("keep", {})
+            rows, sub, block = None, shape, None
+            if len(blocks) > 1:
+                rows, sub, block = (k * n, (k + 1) * n), part, role[-1]
+            plan.append(ParamInit(
+                name, spec[0], dict(spec[1]),
+                parameter_seed(seed, name if block is None else f"{name}#{block}"),
+                type(mod).__name__, None, rows, shape=sub, transposed=shape != tuple(p.shape),
+                role=role))
+    return plan
+
+
+def apply_recipe_(module, recipe, *, seed=0, roles=None, n_layers=None, width=None,
+                  **recipe_params):
+    """Initialise ``module`` in place with ``recipe`` (:mod:`weightinit.recipes`) and return it.
+
+    Each parameter gets ``rule(recipe, role, layer=..., n_layers=..., width=..., shape=...)``
+    and is drawn with the seed ``weightinit.torch.parameter_seed(seed, name)``. ``n_layers``
+    defaults to one more than the largest layer index, ``width`` to the embedding dimension.
+    A packed ``attn_qkv`` weight gets the q, k and v rules on its three row blocks (seeds of
+    ``name#q``, ``name#k``, ``name#v``). Parameters of unknown role are a ``ValueError`` that
+    lists them (name them with ``roles={"glob": "role"}``); rules of kind ``keep`` leave the
+    parameter as it is. Works on plain tensors and DTensors alike (each rank fills its shard);
+    :func:`weightinit.torch.module_plan` with ``recipe=`` lists the steps.
+    """
+    from .torch import _run_plan
+
+    _run_plan(dict(module.named_parameters()),
+              recipe_plan(module, recipe, seed=seed, roles=roles, n_layers=n_layers,
+                          width=width, **recipe_params))
     return module

@@ -73,31 +73,39 @@ class RoleInit:
             return None
         return (-self.truncation * self.std, self.truncation * self.std)
 
-    def sample(self, shape, *, seed=None, dtype=None, out=None, region=None):
-        """Draw the parameter through :func:`weightinit.init` (``distribution="keep"`` raises)."""
-        from .initializers import init
-
-        kw = dict(dtype=dtype, out=out, region=region)
+    def as_scheme(self):
+        """``(scheme, params)`` such that ``weightinit.init(shape, scheme, seed=..., **params)``
+        draws this distribution (``"zero_init"`` is :func:`weightinit.zero_init`); ``None`` for
+        ``keep``."""
         d = self.distribution
         if d == "keep":
-            raise ValueError("This role is left to the framework's default initialisation by "
-                             "the recipe (distribution 'keep'); there is nothing to sample.")
+            return None
         if d == "constant":
-            return init(shape, "constant", value=self.value, **kw)
+            return "constant", {"value": self.value}
         if d == "zero_init":
-            from .initializers import zero_init
-
-            return zero_init(shape, **kw)
+            return "zero_init", {}
         if self.std == 0.0:
-            return init(shape, "zeros", **kw)
+            return "zeros", {}
         if d == "uniform":
             a = math.sqrt(3.0) * self.std
-            return init(shape, "uniform", low=-a, high=a, seed=seed, **kw)
+            return "uniform", {"low": -a, "high": a}
         if d == "truncated_normal":
             t = self.truncation
-            return init(shape, "truncated_normal", std=self.std, low=-t, high=t, bounds="std",
-                        seed=seed, **kw)
-        return init(shape, "normal", std=self.std, seed=seed, **kw)
+            return "truncated_normal", {"std": self.std, "low": -t, "high": t, "bounds": "std"}
+        return "normal", {"std": self.std}
+
+    def sample(self, shape, *, seed=None, dtype=None, out=None, region=None):
+        """Draw the parameter through :func:`weightinit.init` (``distribution="keep"`` raises)."""
+        from .initializers import init, zero_init
+
+        spec = self.as_scheme()
+        if spec is None:
+            raise ValueError("This role is left to the framework's default initialisation by "
+                             "the recipe (distribution 'keep'); there is nothing to sample.")
+        kw = dict(dtype=dtype, out=out, region=region)
+        if spec[0] == "zero_init":
+            return zero_init(shape, **kw)
+        return init(shape, spec[0], seed=seed, **spec[1], **kw)
 
 
 _ONE = RoleInit("constant", value=1.0)
