@@ -36,3 +36,14 @@ def test_every_case_is_bitwise_equal_to_one_process(results):
     assert len(cases) == expected, [c["case"] for c in cases]
     failed = [f"{c['case']}: {c['detail']}" for c in cases if not c["ok"]]
     assert not failed, "\n".join(failed)
+
+
+@pytest.mark.parametrize("example", ["fsdp_init.py", "meta_init.py"])
+def test_documented_torchrun_examples_run(example):
+    script = os.path.join(HERE, "..", "docs", "examples", example)
+    env = dict(os.environ, OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1")
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         script], capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "bitwise equal to one process" in proc.stdout

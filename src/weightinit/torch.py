@@ -11,15 +11,20 @@ r"""PyTorch adapter: fill tensors and whole modules with weightinit schemes, and
   layer of a module, choosing the scheme per layer from the activation that follows it, with
   the fans the layer really has (see :func:`layer_fans`), and per-parameter seeds that depend
   only on the seed and the parameter's name (:func:`parameter_seed`).
+* :func:`materialize_` allocates a module built on the ``meta`` device (plain, FSDP2 or
+  tensor parallel) and fills it by the rules of :func:`init_module_`, bitwise equal to
+  ``init_module_`` of the same model built normally; :func:`module_plan` lists every step.
 * :func:`lsuv_` is LSUV (Mishkin & Matas 2016) on a module's Linear and Conv layers, the same
   algorithm as :func:`weightinit.lsuv`.
 """
 
+import ctypes
 import dataclasses
 import fnmatch
 import hashlib
 import itertools
 import math
+import sys
 import warnings
 
 import numpy as np
@@ -709,11 +714,39 @@ def _is_meta(t):
     return (t._local_tensor if is_dtensor(t) else t).is_meta
 
 
+_HUGE_PAGE = 2 << 20
+_libc = []
+
+
+def _advise_huge_pages(t):
+    """Ask Linux for transparent huge pages on the 2 MiB-aligned interior of a fresh CPU
+    tensor before its first write (``madvise(MADV_HUGEPAGE)``, what PyTorch's
+    ``THP_MEM_ALLOC_ENABLE=1`` does for its allocations): the first-touch page faults of a
+    large parameter then cost 512 times fewer kernel entries, which doubles the fill speed of
+    fresh memory here. Only advice: ignored where unsupported (other systems, THP disabled)."""
+    nbytes = t.numel() * t.element_size()
+    if t.device.type != "cpu" or nbytes < 2 * _HUGE_PAGE or not sys.platform.startswith("linux"):
+        return
+    if not _libc:
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+            _libc.append(libc)
+        except (OSError, AttributeError):  # pragma: no cover - no libc madvise
+            _libc.append(None)
+    if _libc[0] is not None:
+        start = -(-t.data_ptr() // _HUGE_PAGE) * _HUGE_PAGE
+        stop = (t.data_ptr() + nbytes) // _HUGE_PAGE * _HUGE_PAGE
+        if stop > start:
+            _libc[0].madvise(start, stop - start, 14)  # MADV_HUGEPAGE
+
+
 def _empty_like(t, device):
     """A tensor like meta tensor ``t`` on ``device`` (uninitialised). A DTensor keeps its
     identity (its contents are swapped in, as ``nn.Module.to_empty`` does), so FSDP2 and the
     optimiser keep their references; a plain parameter becomes a new ``nn.Parameter``."""
     new = torch.empty_like(t, device=device)
+    _advise_huge_pages(new._local_tensor if is_dtensor(new) else new)
     if isinstance(t, nn.Parameter):
         new = nn.Parameter(new, requires_grad=t.requires_grad)
     if is_dtensor(t):
