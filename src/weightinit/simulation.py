@@ -22,6 +22,7 @@ from typing import Optional
 import numba
 import numpy as np
 
+from . import _residual
 from . import _validate as V
 from . import random as R
 from .activations import bias_value
@@ -86,6 +87,13 @@ class SimulationResult:
     dtype: str = "float32"
     grad_var: Optional[np.ndarray] = None
     grad_norm: Optional[np.ndarray] = None
+    architecture: str = "mlp"
+    branch_depth: int = 1
+    branch_scale: float = 1.0
+    norm: Optional[str] = None
+    norm_position: Optional[str] = None
+    branch_q: Optional[np.ndarray] = None
+    branch_ratio: Optional[np.ndarray] = None
 
     @property
     def depth(self):
@@ -217,7 +225,8 @@ def _check_args(depth, width, widths, samples, input_dim, x, bins, activation, s
 def simulate(depth=None, width=None, *, activation="tanh", scheme=_UNSET, std=None, samples=1000,
              input_dim=None, x=None, bias=0.0, bias_std=0.0, seed=0, dtype=np.float32, bins=30,
              backward=False, widths=None, progress=False, slope=0.01, checkpoint=None,
-             **scheme_params):
+             architecture="mlp", branch_depth=1, branch_scale=1.0, norm=None,
+             norm_position="pre", **scheme_params):
     r"""Propagate Gaussian inputs through a deep MLP and record per-layer statistics.
 
     Parameters
@@ -267,6 +276,12 @@ def simulate(depth=None, width=None, *, activation="tanh", scheme=_UNSET, std=No
         bias_std, dtype)
     seed = V.check_int("seed", seed, low=0)
     depth = len(widths)
+    bd, alpha = _residual.check_residual(architecture, branch_depth, branch_scale, norm,
+                                         norm_position, widths, input_dim, x)
+    if architecture == "residual":
+        return _simulate_residual(depth, widths[0], samples, bd, alpha, norm, norm_position,
+                                  activation, dtype, seed, bins, backward, checkpoint, progress,
+                                  b, bias_std, slope, x, std, scheme, scheme_params)
     dims = [input_dim] + widths
     big = max(dims)
     fwd, bwd = K.KERNELS[activation, dtype.name]
@@ -284,41 +299,8 @@ def simulate(depth=None, width=None, *, activation="tanh", scheme=_UNSET, std=No
                    f"simulation of widths up to {big}",
                    "Use fewer `samples` or narrower layers (`width`/`widths`).")
 
-    # Per layer: the weight scheme (validated on the first layer's shape), its element-wise
-    # plan (None for orthogonal and identity) and the mean-field weight variance
-    # sigma_w^2 = Var(W) * fan_in.
-    def draw_weights(layer, out):
-        n_in, n_out = dims[layer], dims[layer + 1]
-        s = stream_seed(seed, layer, _WEIGHT)
-        if std is not None:
-            return normal((n_in, n_out), 0.0, std, seed=s, dtype=dtype, out=out)
-        return get(scheme)((n_in, n_out), seed=s, dtype=dtype, layout="keras", out=out,
-                           **scheme_params)
-
-    sigma_w2 = np.empty(depth)
-    plans = []
-    by_shape = {}  # the plan and sigma_w^2 depend only on the layer's shape
-    for layer in range(depth):
-        n_in, n_out = dims[layer], dims[layer + 1]
-        if (n_in, n_out) not in by_shape:
-            with planning():
-                plan = draw_weights(layer, None)
-            if std is not None:
-                s2 = std * std * n_in
-            else:
-                info = describe((n_in, n_out), scheme, layout="keras", **scheme_params)
-                s2 = (math.nan if info["distribution"] in ("constant", "identity")
-                      else info["variance"] * n_in)
-            by_shape[n_in, n_out] = (plan if getattr(plan, "kind", None) in _ELEMENTWISE else None,
-                                     s2)
-        plan, sigma_w2[layer] = by_shape[n_in, n_out]
-        plans.append(plan)
-    if x is None:
-        with serial():  # the team's kernel: no second (parallel) compilation on a first run
-            h0 = normal((samples, input_dim), seed=stream_seed(seed, 0, _INPUT), dtype=dtype)
-    else:
-        h0 = np.ascontiguousarray(x, dtype=dtype)
-    input_var = float(np.mean(np.square(h0, dtype=np.float64)))
+    draw_weights, plans, sigma_w2 = _layer_weights(dims, seed, dtype, std, scheme, scheme_params)
+    h0, input_var = _input(x, samples, input_dim, seed, dtype)
 
     team = _Team(samples)
     # The order in which layers' weights are used: forward, then (backward) each checkpointed
@@ -424,6 +406,75 @@ def simulate(depth=None, width=None, *, activation="tanh", scheme=_UNSET, std=No
         nonfinite=stats["nonfinite"], hist=hist, bin_edges=edges, sigma_w2=sigma_w2,
         sigma_b2=float(bias_std) ** 2, bias=float(b), slope=slope, seed=seed, dtype=dtype.name,
         grad_var=grad_var, grad_norm=grad_norm)
+
+
+def _layer_weights(dims, seed, dtype, std, scheme, scheme_params):
+    """Per weight matrix ``layer`` (shape (dims[layer], dims[layer + 1])): ``draw_weights(layer,
+    out)``, its element-wise plan (None for orthogonal and identity) and the mean-field weight
+    variance sigma_w^2 = Var(W) * fan_in (NaN for constant weights). The scheme is validated on
+    the first matrix's shape."""
+    def draw_weights(layer, out):
+        n_in, n_out = dims[layer], dims[layer + 1]
+        s = stream_seed(seed, layer, _WEIGHT)
+        if std is not None:
+            return normal((n_in, n_out), 0.0, std, seed=s, dtype=dtype, out=out)
+        return get(scheme)((n_in, n_out), seed=s, dtype=dtype, layout="keras", out=out,
+                           **scheme_params)
+
+    depth = len(dims) - 1
+    sigma_w2 = np.empty(depth)
+    plans = []
+    by_shape = {}  # the plan and sigma_w^2 depend only on the layer's shape
+    for layer in range(depth):
+        n_in, n_out = dims[layer], dims[layer + 1]
+        if (n_in, n_out) not in by_shape:
+            with planning():
+                plan = draw_weights(layer, None)
+            if std is not None:
+                s2 = std * std * n_in
+            else:
+                info = describe((n_in, n_out), scheme, layout="keras", **scheme_params)
+                s2 = (math.nan if info["distribution"] in ("constant", "identity")
+                      else info["variance"] * n_in)
+            by_shape[n_in, n_out] = (plan if getattr(plan, "kind", None) in _ELEMENTWISE else None,
+                                     s2)
+        plan, sigma_w2[layer] = by_shape[n_in, n_out]
+        plans.append(plan)
+    return draw_weights, plans, sigma_w2
+
+
+def _input(x, samples, input_dim, seed, dtype):
+    """The input (samples, input_dim): ``x`` or N(0, I) draws from the input stream; and its
+    mean square."""
+    if x is None:
+        with serial():  # the team's kernel: no second (parallel) compilation on a first run
+            h0 = normal((samples, input_dim), seed=stream_seed(seed, 0, _INPUT), dtype=dtype)
+    else:
+        h0 = np.ascontiguousarray(x, dtype=dtype)
+    return h0, float(np.mean(np.square(h0, dtype=np.float64)))
+
+
+def _simulate_residual(blocks, width, samples, bd, alpha, norm, position, activation, dtype,
+                       seed, bins, backward, checkpoint, progress, b, bias_std, slope, x, std,
+                       scheme, scheme_params):
+    slope = V.check_real("slope", slope)
+    r = _residual.simulate_residual(
+        blocks=blocks, width=width, samples=samples, bd=bd, alpha=alpha, norm=norm,
+        position=position, activation=activation, dtype=dtype, seed=seed, bins=bins,
+        backward=backward, checkpoint=checkpoint, progress=progress, b=b, bias_std=bias_std,
+        slope=slope, x=x, std=std, scheme=scheme, scheme_params=scheme_params)
+    st = r["stats"]
+    return SimulationResult(
+        activation=activation, scheme=scheme if std is None else f"normal(std={std:g})",
+        params=dict(scheme_params) if std is None else {"std": float(std)},
+        widths=[width] * blocks, samples=samples, input_var=r["input_var"], mean=st["mean"],
+        var=st["var"], std=np.sqrt(st["var"]), q=st["q"], saturated=st["saturated"],
+        dead=st["dead"], dead_units=st["dead_units"], nonfinite=st["nonfinite"], hist=r["hist"],
+        bin_edges=r["edges"], sigma_w2=r["sigma_w2"], sigma_b2=float(bias_std) ** 2,
+        bias=float(b), slope=slope, seed=seed, dtype=dtype.name, grad_var=r["grad_var"],
+        grad_norm=r["grad_norm"], architecture="residual", branch_depth=bd, branch_scale=alpha,
+        norm=norm, norm_position=position if norm is not None else None,
+        branch_q=st["branch_q"], branch_ratio=st["branch_ratio"])
 
 
 _ELEMENTWISE = ("uniform", "normal", "truncated_normal", "constant")

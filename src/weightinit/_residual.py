@@ -1,0 +1,321 @@
+r"""Residual-network signal propagation: the ``architecture="residual"`` path of
+:func:`weightinit.simulate`.
+
+Block :math:`l` maps the residual stream :math:`h_l` (samples x width, rows are samples) to
+
+* ``norm=None``: :math:`h_{l+1} = h_l + \alpha F(h_l)`;
+* ``norm_position="pre"``: :math:`h_{l+1} = h_l + \alpha F(N(h_l))` (pre-activation / pre-LN:
+  He et al. 2016, "Identity mappings in deep residual networks"; Xiong et al. 2020, "On layer
+  normalization in the transformer architecture");
+* ``norm_position="post"``: :math:`h_{l+1} = N(h_l + \alpha F(h_l))` (post-LN, the original
+  transformer; Xiong et al. 2020; DeepNet's branch scaling: Wang et al. 2022),
+
+with the branch :math:`F(x) = \phi(x W_1 + b_1)` (``branch_depth=1``) or
+:math:`F(x) = \phi(x W_1 + b_1) W_2 + b_2` (``branch_depth=2``), every :math:`W` of shape
+(width, width) drawn by the scheme, and :math:`N` LayerNorm or RMSNorm without gain and bias
+(:mod:`weightinit.kernels.norm`).
+
+The work reuses the MLP path's pieces: the branch's bias + activation + statistics is the MLP
+forward kernel, the residual stream's statistics are the same kernel for the linear activation,
+the weights rotate through the same three buffers drawn two uses ahead, and the same team of
+threads splits the samples (every operation of a block is row-wise, so each thread runs a whole
+block on its rows; a barrier per weight matrix guards the weight buffers). Memory is flat in
+depth; the backward pass recomputes each segment of ``checkpoint`` blocks from its saved input.
+"""
+
+import math
+import types
+
+import numpy as np
+
+from . import _validate as V
+from .initializers import normal
+from .kernels import mlp as K
+from .kernels import norm as KN
+
+NORMS = ("layer", "rms")
+NORM_POSITIONS = ("pre", "post")
+#: The normalisation's epsilon (added to the row's variance or mean square), PyTorch's default.
+NORM_EPS = 1e-5
+#: Named branch scales, of the number of blocks L.
+BRANCH_SCALES = {"1": lambda L: 1.0, "1/sqrt(L)": lambda L: 1.0 / math.sqrt(L),
+                 "1/L": lambda L: 1.0 / L, "1/sqrt(2L)": lambda L: 1.0 / math.sqrt(2 * L)}
+
+
+def check_residual(architecture, branch_depth, branch_scale, norm, norm_position, widths,
+                   input_dim, x):
+    """Validate the residual arguments (before any allocation); returns (branch_depth, alpha)."""
+    V.check_choice("architecture", architecture, ("mlp", "residual"))
+    if norm is not None:
+        V.check_choice("norm", norm, NORMS)
+    V.check_choice("norm_position", norm_position, NORM_POSITIONS)
+    branch_depth = V.check_int("branch_depth", branch_depth, low=1, high=3)
+    if isinstance(branch_scale, str):
+        if branch_scale not in BRANCH_SCALES:
+            raise ValueError(f"`branch_scale` must be a non-negative finite number or one of "
+                             f"{sorted(BRANCH_SCALES)}. Received: branch_scale={branch_scale!r}")
+    else:
+        V.check_real("branch_scale", branch_scale, nonnegative=True)
+    if architecture == "mlp":
+        if branch_depth != 1 or norm is not None or norm_position != "pre" or branch_scale != 1.0:
+            raise ValueError("`branch_depth`, `branch_scale`, `norm` and `norm_position` apply "
+                             "to architecture='residual' only. Pass architecture='residual'.")
+        return branch_depth, 1.0
+    if len(set(widths)) != 1:
+        raise ValueError(f"A residual network keeps one width: `widths` must be all equal. "
+                         f"Received: widths={widths!r}")
+    n = widths[0]
+    if input_dim != n:
+        what = f"x with {input_dim} features" if x is not None else f"input_dim={input_dim}"
+        raise ValueError(f"architecture='residual' needs input_dim == width ({n}): the skip "
+                         f"connection adds each block's input to its branch. Received {what}")
+    blocks = len(widths)
+    alpha = (BRANCH_SCALES[branch_scale](blocks) if isinstance(branch_scale, str)
+             else float(branch_scale))
+    return branch_depth, alpha
+
+
+def simulate_residual(*, blocks, width, samples, bd, alpha, norm, position, activation, dtype,
+                      seed, bins, backward, checkpoint, progress, b, bias_std, slope, x, std,
+                      scheme, scheme_params):
+    """The residual simulation (arguments validated by :func:`weightinit.simulate`); returns
+    the fields of its :class:`~weightinit.simulation.SimulationResult`."""
+    from . import simulation as S
+
+    n_mats = blocks * bd
+    dims = [width] * (n_mats + 1)
+    fwd, bwd = K.KERNELS[activation, dtype.name]
+    fwd_lin = K.KERNELS["linear", dtype.name][0]
+    kslope = dtype.type(slope)
+    center = norm == "layer"
+    pre, post = norm is not None and position == "pre", norm is not None and position == "post"
+    if backward:
+        checkpoint = max(1, round(math.sqrt(blocks))) if checkpoint is None else V.check_int(
+            "checkpoint", checkpoint, low=1)
+        n_saved = blocks // checkpoint + 5 * checkpoint + 4
+    else:
+        n_saved = 0
+    V.check_memory((3 * width * width + (6 + n_saved) * samples * width) * dtype.itemsize
+                   + 80 * samples * width, f"residual simulation of width {width}",
+                   "Use fewer `samples` or a smaller `width`.")
+
+    draw_weights, plans, sigma_w2 = S._layer_weights(dims, seed, dtype, std, scheme,
+                                                     scheme_params)
+    h0, input_var = S._input(x, samples, width, seed, dtype)
+    team = S._Team(samples)
+    starts = list(range(0, blocks, checkpoint)) if backward else []
+    order = list(range(n_mats))
+    for s in reversed(starts):
+        mats = [l * bd + k for l in range(s, min(s + checkpoint, blocks)) for k in range(bd)]
+        order += mats + mats[::-1]
+
+    def bias_vector(layer):
+        bvec = np.full(width, b, dtype)
+        if bias_std > 0:
+            with S.serial():
+                bvec += normal(width, 0.0, bias_std, seed=S.stream_seed(seed, layer, S._BIAS),
+                               dtype=dtype)
+        return bvec
+
+    weights = S._Weights(order, dims, dtype, plans, draw_weights,
+                         [S.stream_seed(seed, layer, S._WEIGHT) for layer in range(n_mats)],
+                         bias_vector, team)
+    parts = {k: np.empty((team.n_chunks, K.N_STATS, width)) for k in ("branch", "out", "stream")}
+    hists = np.zeros((team.size, 4, bins), np.int64)
+    no_hist = np.zeros((4, 0), np.int64)
+    zero_bias = np.zeros(width, dtype)
+    sat_lo, sat_hi = S.SATURATION.get(activation, (-math.inf, math.inf))
+    inf = math.inf
+    t_alpha = dtype.type(alpha)
+
+    def buffers(h, keep):
+        """One block's arrays: its input h, output hn, branch input xb (pre-norm), branch
+        activations a (and a2: the second layer's output), the normalisations' row scales and,
+        with ``keep`` (recomputation for the backward pass), the pre-activations z1."""
+        def mat():
+            return np.empty((samples, width), dtype)
+        return types.SimpleNamespace(
+            h=h, hn=mat(), xb=mat() if pre else h, a=mat(), a2=mat() if bd == 2 else None,
+            z1=mat() if keep else None, s_pre=np.empty(samples), s_post=np.empty(samples))
+
+    def block_rows(k, use, t, B):
+        """Thread t's rows of block step k (branch layer k + 1) with the weights of ``use``;
+        after the last branch layer, the residual sum, post-norm and stream statistics."""
+        (r0, r1), (c0, c1) = team.rows[t], team.chunks[t]
+        w, bvec = weights.view(use), weights.bias(use)
+        with np.errstate(over="ignore", invalid="ignore"):  # reported as `nonfinite`
+            if k == 0:
+                if pre:
+                    KN.forward(B.h, B.xb, B.s_pre, center, NORM_EPS, r0, r1)
+                np.matmul(B.xb[r0:r1], w, out=B.a[r0:r1])
+                if B.z1 is not None:
+                    np.add(B.a[r0:r1], bvec, out=B.z1[r0:r1])
+                fwd(B.a, bvec, kslope, sat_lo, sat_hi, parts["branch"], 0.0, 0.0, no_hist, c0, c1)
+                f = B.a
+            else:
+                np.matmul(B.a[r0:r1], w, out=B.a2[r0:r1])
+                fwd_lin(B.a2, bvec, kslope, -inf, inf, parts["out"], 0.0, 0.0, no_hist, c0, c1)
+                f = B.a2
+            if k == bd - 1:
+                if alpha != 1.0:
+                    np.multiply(f[r0:r1], t_alpha, out=f[r0:r1])
+                np.add(B.h[r0:r1], f[r0:r1], out=B.hn[r0:r1])
+                if post:
+                    KN.forward(B.hn, B.hn, B.s_post, center, NORM_EPS, r0, r1)
+                fwd_lin(B.hn, zero_bias, kslope, -inf, inf, parts["stream"], 0.0, 0.0, no_hist,
+                        c0, c1)
+        weights.draw(use + 2, t)
+
+    def run_block(use, B):
+        for k in range(bd):
+            team.run(lambda t, k=k, u=use + k: block_rows(k, u, t, B))
+        return use + bd
+
+    names = ("mean", "var", "q", "saturated", "dead", "dead_units", "nonfinite", "branch_q",
+             "branch_ratio")
+    stats = {k: np.empty(blocks) for k in names}
+    hist = np.zeros((blocks, bins), np.int64)
+    edges = np.empty((blocks, bins + 1))
+    report = S._progress_fn(progress, blocks * (2 if backward else 1))
+    totals = np.empty(7)
+
+    def reduce(part):
+        K.reduce_partials(part, samples, totals)
+        return totals.tolist()
+
+    def finish(layer, B, skip_q):
+        s1, s2, sz2, _, _, bad, _ = reduce(parts["stream"])
+        n = samples * width
+        good = n - bad
+        mean = s1 / good if good else math.nan
+        stats["mean"][layer] = mean
+        stats["var"][layer] = max(s2 / good - mean * mean, 0.0) if good else math.nan
+        stats["q"][layer] = s2 / good if good else math.nan
+        stats["nonfinite"][layer] = bad / n
+        b1, b2, bz2, sat, zero, bbad, dead_units = reduce(parts["branch"])
+        stats["branch_q"][layer] = bz2 / n
+        stats["saturated"][layer] = sat / n
+        stats["dead"][layer] = zero / n
+        stats["dead_units"][layer] = dead_units / width
+        if bd == 2:
+            _, b2, _, _, _, bbad, _ = reduce(parts["out"])
+        f2 = b2 / (n - bbad) if n > bbad else math.nan
+        stats["branch_ratio"][layer] = alpha * alpha * f2 / skip_q if skip_q > 0 else math.nan
+        lo, hi = S._data_range(parts["stream"])
+        edges[layer] = np.linspace(lo, hi, bins + 1)
+
+        def count(t):
+            hists[t] = 0
+            K.histogram(B.hn, lo, hi, hists[t], *team.rows[t])
+
+        team.run(count)
+        hist[layer] = hists.sum(axis=(0, 1))
+        report(layer + 1)
+        return stats["q"][layer]
+
+    saved = {0: h0} if backward else None
+    with team:
+        team.run(lambda t: (weights.draw(0, t), weights.draw(1, t)))
+        B = buffers(h0, False)
+        use, skip_q = 0, input_var
+        for layer in range(blocks):
+            use = run_block(use, B)
+            skip_q = finish(layer, B, skip_q)
+            if backward and layer + 1 in starts:
+                saved[layer + 1] = B.hn.copy()
+            # the next block reads this output and writes over the previous input (never the
+            # input h0: it may be the caller's `x`, and the backward pass restarts from it)
+            B.h, B.hn = B.hn, (np.empty_like(B.hn) if B.h is h0 else B.h)
+            if not pre:
+                B.xb = B.h
+        grad_var = grad_norm = None
+        if backward:
+            grad_var, grad_norm = _backward(
+                saved, checkpoint, blocks, bd, samples, width, dtype, seed, use, buffers,
+                run_block, weights, bwd, kslope, t_alpha, alpha, pre, post, center, team,
+                report)
+    return dict(stats=stats, hist=hist, edges=edges, sigma_w2=sigma_w2[::bd].copy(),
+                input_var=input_var, grad_var=grad_var, grad_norm=grad_norm, alpha=alpha)
+
+
+def _backward(saved, checkpoint, blocks, bd, samples, width, dtype, seed, use, buffers,
+              run_block, weights, bwd, slope, t_alpha, alpha, pre, post, center, team, report):
+    r"""Back-propagate a N(0, 1) cotangent g = dL/dh_L. Through block l (u = h + alpha F(x)):
+
+    * post-norm: :math:`g_u = N^\top g` (the norm's backward at the block's output), else
+      :math:`g_u = g`;
+    * the branch: :math:`g_F = \alpha g_u`; one layer :math:`g_x = (g_F \odot \phi'(z_1))
+      W_1^\top`; two layers :math:`g_x = ((g_F W_2^\top) \odot \phi'(z_1)) W_1^\top`;
+    * pre-norm: :math:`g_x \leftarrow N^\top g_x` (the norm's backward at the branch input);
+    * :math:`dL/dh_l = g_u + g_x` (skip plus branch).
+
+    grad_var[l] is the second moment of dL/dh_{l+1} (block l's output), grad_norm[l] its mean
+    per-sample L2 norm; summed per chunk of rows, so they do not depend on the team."""
+    from . import simulation as S
+
+    grad_var, grad_norm = np.empty(blocks), np.empty(blocks)
+    g = normal((samples, width), seed=S.stream_seed(seed, blocks, S._COTANGENT), dtype=dtype)
+    X, gb = np.empty_like(g), np.empty_like(g)
+    gu_buf = np.empty_like(g) if post else None
+    sums = np.empty((2, team.n_chunks))
+    done = blocks
+    for s in sorted(saved, reverse=True):
+        end = min(s + checkpoint, blocks)
+        recs, h = [], saved[s]
+        for layer in range(s, end):
+            B = buffers(h, True)
+            use = run_block(use, B)
+            recs.append(B)
+            h = B.hn
+        for layer in range(end - 1, s - 1, -1):
+            B = recs[layer - s]
+
+            def first(t, w=weights.view(use), B=B, g=g, use=use):
+                (r0, r1), (c0, c1) = team.rows[t], team.chunks[t]
+                for c in range(c0, c1):
+                    sq = np.square(g[c * K.CHUNK: min(samples, (c + 1) * K.CHUNK)],
+                                   dtype=np.float64)
+                    sums[0, c] = sq.sum()
+                    sums[1, c] = np.sqrt(sq.sum(axis=1)).sum()
+                gu = g
+                with np.errstate(over="ignore", invalid="ignore"):
+                    if post:
+                        KN.backward(g, B.hn, B.s_post, center, gu_buf, r0, r1)
+                        gu = gu_buf
+                    np.multiply(gu[r0:r1], t_alpha, out=gb[r0:r1])
+                    if bd == 1:
+                        bwd(gb, B.z1, slope, r0, r1)
+                        np.matmul(gb[r0:r1], w.T, out=X[r0:r1])
+                        last(r0, r1, X, gu, B)
+                    else:
+                        np.matmul(gb[r0:r1], w.T, out=X[r0:r1])
+                weights.draw(use + 2, t)
+
+            def second(t, B=B, use=use + 1):
+                w = weights.view(use)
+                (r0, r1) = team.rows[t]
+                with np.errstate(over="ignore", invalid="ignore"):
+                    bwd(X, B.z1, slope, r0, r1)
+                    np.matmul(X[r0:r1], w.T, out=gb[r0:r1])
+                    last(r0, r1, gb, gu_buf if post else g, B)
+                weights.draw(use + 2, t)
+
+            def last(r0, r1, gx, gu, B):
+                if pre:
+                    KN.backward(gx, B.xb, B.s_pre, center, gx, r0, r1)
+                np.add(gx[r0:r1], gu[r0:r1], out=gx[r0:r1])
+
+            team.run(first)
+            use += 1
+            if bd == 2:
+                team.run(second)
+                use += 1
+            grad_var[layer] = sums[0].sum() / g.size
+            grad_norm[layer] = sums[1].sum() / samples
+            if bd == 1:
+                g, X = X, g
+            else:
+                g, gb = gb, g
+            done += 1
+            report(done)
+    return grad_var, grad_norm
