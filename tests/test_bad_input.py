@@ -298,6 +298,36 @@ rows(W.lsuv, ((3, "tanh", _X), {}, TypeError, "`weights`"),
      ((_W2, "tanh", _X), dict(biases=[None]), ValueError, "`biases`"),
      ((_W2, "tanh", _X), dict(biases=[np.zeros(2), None]), ValueError, "`biases[0]`"))
 
+# ----------------------------------------------------------------------------- Jacobian spectra
+rows(W.jacobian_spectrum,
+     ((0, 8), {}, ValueError, "`depth`"), ((2, 8.5), {}, TypeError, "`width`"),
+     ((2, 0), {}, ValueError, "`width`"), ((2, 8), dict(samples=0), ValueError, "`samples`"),
+     ((2, 8), dict(activation="swishy"), ValueError, "`activation`"),
+     ((2, 8), dict(architecture="resnet"), ValueError, "`architecture`"),
+     ((2, 8), dict(method="lanczos"), ValueError, "`method`"),
+     ((2, 8), dict(scheme="nope"), ValueError, "`scheme`"),
+     ((2, 8), dict(scheme="he_normal", std=1.0), ValueError, "`scheme`"),
+     ((2, 8), dict(scheme="zeros"), ValueError, "`scheme`"),
+     ((2, 8), dict(std=NAN), ValueError, "`std`"), ((2, 8), dict(std=-1.0), ValueError, "`std`"),
+     ((2, 8), dict(sigma_b=-0.1), ValueError, "`sigma_b`"),
+     ((2, 8), dict(sigma_b=INF), ValueError, "`sigma_b`"),
+     ((2, 8), dict(x=np.zeros((3, 5))), ValueError, "`x`"),
+     ((2, 8), dict(x=np.full((3, 8), NAN)), ValueError, "`x`"),
+     ((2, 8), dict(bins=0), ValueError, "`bins`"),
+     ((2, 8), dict(method="randomised", probes=0), ValueError, "`probes`"),
+     ((2, 8), dict(seed=-1), ValueError, "`seed`"),
+     ((2, 10**6), {}, V.InsufficientMemoryError, "width"))
+rows(T.jacobian_spectrum,
+     ((0,), {}, ValueError, "`depth`"), ((2.5,), {}, TypeError, "`depth`"),
+     ((2,), dict(activation="swishy"), ValueError, "`activation`"),
+     ((2,), dict(weights="haar"), ValueError, "`weights`"),
+     ((2,), dict(sigma_w=0.0), ValueError, "`sigma_w`"),
+     ((2,), dict(sigma_w=NAN), ValueError, "`sigma_w`"),
+     ((2,), dict(sigma_b=-1.0), ValueError, "`sigma_b`"),
+     ((2,), dict(q=-1.0), ValueError, "`q`"),
+     ((2,), dict(n_moments=1), ValueError, "`n_moments`"),
+     ((2,), dict(activation="tanh", sigma_w=3.0, sigma_b=0.0, q=NAN), ValueError, "`q`"))
+
 # ----------------------------------------------------------------------------- theory
 for name in ("chi1", "depth_scales", "fixed_point"):
     fn = getattr(T, name)
@@ -474,6 +504,7 @@ NOT_CALLABLE_WITH_BAD_INPUT = {
     "Recommendation": "a NamedTuple that recommend() fills",
     "LSUVResult": "a result type that lsuv() fills",
     "SimulationResult": "a dataclass that simulate() fills (its theory() is in the table)",
+    "JacobianSpectrum": "a dataclass that jacobian_spectrum() fills",
     "theory": "a module (its functions are in the table)",
     "schemes": "its one argument is a flag: any value's truth is used",
     "TRUNC2_STD": "a constant",
