@@ -498,10 +498,9 @@ def _at_centre(shape, layout, matrix, dtype, out, region):
 def zero_init(shape, *, seed=None, dtype=None, layout="torch", out=None, region=None):
     r"""ZerO initialisation (Zhao et al. 2022): deterministic, only zeros and (scaled) ones.
 
-    For the matrix :math:`W \in \mathbb{R}^{P	imes Q}` (P = out, Q = in): the rectangular
-    identity if :math:`P \le Q`, else :math:`I_{P	imes p}\,H_p\,2^{-k/2}\,I_{p	imes Q}` with
-    :math:`k = \lceil\log_2 P
-ceil`, :math:`p = 2^k` and :math:`H_p` the Sylvester Hadamard
+    For the matrix :math:`W \in \mathbb{R}^{P\times Q}` (P = out, Q = in): the rectangular
+    identity if :math:`P \le Q`, else :math:`I_{P\times p}\,H_p\,2^{-k/2}\,I_{p\times Q}` with
+    :math:`k = \lceil\log_2 P\rceil`, :math:`p = 2^k` and :math:`H_p` the Sylvester Hadamard
     matrix, i.e. :math:`W_{ij} = H_{ij}/\sqrt{p}`. A 3-5-D convolution ``(out, in, *kernel)`` gets
     that matrix at the spatial centre and zeros elsewhere. ``seed`` is ignored.
 
