@@ -40,7 +40,7 @@ from . import _validate as V
 from ._names import parameter_seed
 from .activations import bias_value, recommend
 from .fans import compute_fans
-from .initializers import ALIASES, FAN_SCHEMES, REGISTRY, delta_orthogonal, describe, get, zero_init
+from .initializers import ALIASES, FAN_SCHEMES, REGISTRY, describe, get, zero_init
 from .lsuv import LSUVResult, check_options, step
 from .random import _check_seed, planning
 
@@ -62,8 +62,8 @@ _CONV_T = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 _EMBEDDING = (nn.Embedding, nn.EmbeddingBag)
 _CELLS = {nn.LSTMCell: (4, "tanh"), nn.GRUCell: (3, "tanh")}  # RNNCell: 1 gate, its nonlinearity
 _GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
-#: Structured schemes that :func:`init_` and the plans accept besides ``weightinit.schemes()``.
-_STRUCTURED = {"zero_init": zero_init, "delta_orthogonal": delta_orthogonal}
+#: Structured initialisers that :func:`init_` and the plans accept besides ``weightinit.schemes()``.
+_STRUCTURED = {"zero_init": zero_init}
 
 
 def _classes(*names):
