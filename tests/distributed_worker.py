@@ -189,6 +189,25 @@ def main(out):
         model(x, x).sum().backward()
         return compare_models(model, plain)
 
+    @case(f"row blocks of sharded parameters: LSTM gates, padding row, world {world}")
+    def _():
+        from torch.distributed.fsdp import fully_shard
+
+        def build():
+            torch.manual_seed(0)
+            return torch.nn.Sequential(torch.nn.Embedding(11, 6, padding_idx=3),
+                                       torch.nn.LSTM(6, 5))  # 4 gate blocks of 5 rows
+
+        plain = wt.init_module_(build(), seed=4)
+        model = build()
+        fully_shard(model, mesh=mesh)  # 20 and 11 rows: blocks straddle the shards
+        wt.init_module_(model, seed=4)
+        with torch.device("meta"):
+            meta = build()
+        fully_shard(meta, mesh=mesh)
+        wt.materialize_(meta, seed=4)
+        return first_failure(compare_models(model, plain), compare_models(meta, plain))
+
     if world == 4:
         mesh2 = init_device_mesh("cpu", (2, 2), mesh_dim_names=("dp", "tp"))
 
