@@ -64,6 +64,26 @@ GATE = re.compile(r"(^|\.)(resweight|res_weight|residual_gate|skip_gain|skipinit
                   r"rezero_alpha)$")
 
 
+def override_roles(found, roles):
+    """``found`` (name -> Role) with ``roles={"glob": "role"}`` applied (:mod:`fnmatch` on the
+    names); an unknown role or a pattern matching nothing is a ValueError."""
+    import fnmatch
+
+    from . import recipes
+
+    overrides = dict(roles or {})
+    for role in overrides.values():
+        V.check_choice("roles", role, list(recipes.ROLES))
+    for pattern, role in overrides.items():
+        hits = [n for n in found if fnmatch.fnmatchcase(n, pattern)]
+        if not hits:
+            raise ValueError(f"`roles` pattern {pattern!r} matches no parameter; parameter names "
+                             f"look like {list(found)[:3]}.")
+        for n in hits:
+            found[n] = found[n]._replace(role=role)
+    return found
+
+
 def layer_of(name):
     """The block index of a qualified name: its first integer component
     (``transformer.h.3.attn.c_proj.weight`` -> 3), or None."""

@@ -7,13 +7,12 @@ component of the parameter's qualified name (``transformer.h.3.attn.c_proj.weigh
 Parameters no rule recognises get role ``None`` and are listed, never guessed.
 """
 
-import fnmatch
 
 from torch import nn
 
 from . import _validate as V
 from . import recipes as _recipes
-from ._names import GATE, Role, layer_of, parameter_seed, role_from_name
+from ._names import GATE, Role, layer_of, override_roles, parameter_seed, role_from_name
 
 
 _NORMS = tuple(getattr(nn, n) for n in ("LayerNorm", "RMSNorm", "GroupNorm", "BatchNorm1d",
@@ -47,9 +46,6 @@ def roles(module, roles=None):
     """
     if not isinstance(module, nn.Module):
         raise TypeError(f"`module` must be a torch.nn.Module. Received: {type(module).__name__}")
-    overrides = dict(roles or {})
-    for pattern, role in overrides.items():
-        V.check_choice("roles", role, list(_recipes.ROLES))
     names = {}
     for path, mod in module.named_modules(remove_duplicate=False):
         for pname, p in mod.named_parameters(recurse=False, remove_duplicate=False):
@@ -61,14 +57,7 @@ def roles(module, roles=None):
         role = _infer(path, mod, pname, p)
         tied = tuple(e[0] for e in entries[1:])
         out[name] = Role(role, layer_of(name), tied)
-    for pattern, role in overrides.items():
-        hits = [n for n in out if fnmatch.fnmatchcase(n, pattern)]
-        if not hits:
-            raise ValueError(f"`roles` pattern {pattern!r} matches no parameter of the module; "
-                             f"parameter names look like {list(out)[:3]}.")
-        for n in hits:
-            out[n] = out[n]._replace(role=role)
-    return out
+    return override_roles(out, roles)
 
 
 def _torch_shape(mod, p):

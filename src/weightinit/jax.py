@@ -285,14 +285,8 @@ def roles(params, roles=None):
     dimensions no name rule covers is ``conv``). ``roles={"glob": "role"}`` overrides the
     inference for the paths the glob matches (:mod:`fnmatch`); a pattern matching nothing or
     an unknown role is a ``ValueError``. Unknown leaves have role None."""
-    import fnmatch
+    from ._names import Role, layer_of, override_roles, role_from_name
 
-    from . import recipes as _recipes
-    from ._names import Role, layer_of, role_from_name
-
-    overrides = dict(roles or {})
-    for role in overrides.values():
-        V.check_choice("roles", role, list(_recipes.ROLES))
     found = {}
     for path, leaf in _leaves(params)[0]:
         parts = _path_parts(path)
@@ -302,14 +296,7 @@ def roles(params, roles=None):
         if role is None and pname == "kernel" and np.ndim(leaf) >= 3:
             role = "conv"
         found[name] = Role(role, layer_of(dotted))
-    for pattern, role in overrides.items():
-        hits = [n for n in found if fnmatch.fnmatchcase(n, pattern)]
-        if not hits:
-            raise ValueError(f"`roles` pattern {pattern!r} matches no parameter; parameter paths "
-                             f"look like {list(found)[:3]}.")
-        for n in hits:
-            found[n] = found[n]._replace(role=role)
-    return found
+    return override_roles(found, roles)
 
 
 def _draw(rule, shape, seed, np_dtype):
