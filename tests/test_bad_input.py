@@ -111,6 +111,19 @@ for fn in (R.uniform, R.normal, R.truncated_normal, W.zeros, W.ones, W.constant,
            W.glorot_uniform, W.he_normal, W.he_uniform, W.orthogonal, W.identity):
     rows(fn, (((4, 5),), dict(seed=0, foo=1), TypeError, "'foo'"))
 rows(W.dirac, (((4, 2, 3),), dict(foo=1), TypeError, "'foo'"))
+rows(W.delta_orthogonal,
+     (((4, 2, 3),), dict(seed=0, foo=1), TypeError, "'foo'"),
+     (((4, 5),), dict(seed=0), ValueError, "3-, 4- or 5-D"),
+     (((2, 4, 3),), dict(seed=0), ValueError, "in_channels <= out_channels"),
+     (((3, 4, 2),), dict(seed=0, layout="keras"), ValueError, "in_channels <= out_channels"),
+     (((4, 2, 3),), dict(gain=NAN), ValueError, "`gain`"),
+     (((4, 2, 3),), dict(layout="tf"), ValueError, "`layout`"),
+     (((10**5, 10**5, 10**3),), dict(seed=0), W.InsufficientMemoryError, "GiB"))
+rows(W.zero_init,
+     (((4, 2),), dict(foo=1), TypeError, "'foo'"),
+     (((4,),), {}, ValueError, "2-D weight or a 3-5-D"),
+     (((4, 2),), dict(layout="keras"), ValueError, "`layout`"),
+     (((10**6, 10**6),), {}, W.InsufficientMemoryError, "GiB"))
 # region=: outside the shape, negative sizes, steps, integers, malformed (every function with it)
 BAD_REGIONS = [
     ((slice(0, 5), slice(0, 6)), ValueError, "`region`"),  # stop beyond the axis
