@@ -120,3 +120,31 @@ def test_simulated_moments_match_theory_at_criticality():
     ratio = th.var_sq / th.mean_sq ** 2 / depth + 1  # mu2/mu1^2
     tol = 5 * math.sqrt(depth * (ratio - 1) / (n * samples)) + depth / n
     assert abs(r.mean_sq / th.mean_sq - 1) < tol
+
+
+def test_theory_density_one_gaussian_layer_is_marchenko_pastur():
+    # L = 1 linear Gaussian: J J^T is Wishart of ratio 1, rho = sqrt(4 lam - lam^2)/(2 pi lam).
+    th = T.jacobian_spectrum(1, activation="linear")
+    lam = np.array([0.5, 1.0, 2.0, 3.5])
+    rho, residual = th.density(lam, eta=1e-9)
+    np.testing.assert_allclose(rho, np.sqrt(4 * lam - lam ** 2) / (2 * np.pi * lam), rtol=1e-6)
+    assert residual < 1e-10
+
+
+def test_cli_spectrum_json_and_plot(tmp_path):
+    import io
+    import json
+
+    from weightinit import cli
+
+    out = io.StringIO()
+    js, png = tmp_path / "s.json", tmp_path / "s.png"
+    code = cli.main(["spectrum", "--activation", "linear", "--scheme", "orthogonal", "--depth",
+                     "4", "--width", "16", "--json", str(js), "--plot", str(png)], stdout=out)
+    assert code == 0 and png.stat().st_size > 0
+    data = json.loads(js.read_text())
+    np.testing.assert_allclose(data["simulation"]["singular_values"], 1.0, atol=1e-10)
+    assert data["theory"]["mean_sq"] == pytest.approx(1.0)
+    assert "mean s^2" in out.getvalue()
+    with pytest.raises(ValueError, match="--plot"):
+        cli.main(["spectrum", "--method", "randomised", "--plot", str(png)], stdout=out)
