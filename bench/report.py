@@ -361,7 +361,10 @@ def machine(first):
     model, flags = peers.cpu()
     return [
         "### Machine", "",
-        f"- CPU: {model}, {os.cpu_count()} logical cores; SIMD flags: {', '.join(flags) or 'none of avx2/fma/avx512f'}",
+        f"- CPU: {model}, {os.cpu_count()} logical cores; SIMD flags: "
+        f"{', '.join(flags) or 'none of avx2/fma/avx512f'}; widest vectors "
+        f"{512 if 'avx512f' in flags else 256 if 'avx2' in flags else 128} bits "
+        f"({(512 if 'avx512f' in flags else 256 if 'avx2' in flags else 128) // 32} float32 lanes)",
         f"- Python {platform.python_version()}, numba {numba.__version__} "
         f"(llvmlite {__import__('llvmlite').__version__}), numpy {np.__version__}, "
         f"torch {first.get('torch') or 'not installed'}",
@@ -397,6 +400,8 @@ def main(argv=None):
         print("\n".join(sweep_table(args.sweep)))
         return 0
 
+    model, flags = peers.cpu()  # first, so that every partial output says where it ran
+    print(f"cpu: {model}; SIMD: {', '.join(flags) or 'no avx2'}", file=sys.stderr)
     runs = []
     for i in range(args.runs):
         if args.wait_idle > 0:

@@ -189,8 +189,42 @@ def main(out):
         model(x, x).sum().backward()
         return compare_models(model, plain)
 
+    @case(f"row blocks of sharded parameters: LSTM gates, padding row, world {world}")
+    def _():
+        from torch.distributed.fsdp import fully_shard
+
+        def build():
+            torch.manual_seed(0)
+            return torch.nn.Sequential(torch.nn.Embedding(11, 6, padding_idx=3),
+                                       torch.nn.LSTM(6, 5))  # 4 gate blocks of 5 rows
+
+        plain = wt.init_module_(build(), seed=4)
+        model = build()
+        fully_shard(model, mesh=mesh)  # 20 and 11 rows: blocks straddle the shards
+        wt.init_module_(model, seed=4)
+        with torch.device("meta"):
+            meta = build()
+        fully_shard(meta, mesh=mesh)
+        wt.materialize_(meta, seed=4)
+        return first_failure(compare_models(model, plain), compare_models(meta, plain))
+
     if world == 4:
         mesh2 = init_device_mesh("cpu", (2, 2), mesh_dim_names=("dp", "tp"))
+
+        def tp_and_fsdp(model):
+            """torchtitan's plan: attention and MLP tensor parallel over "tp", FSDP2 over "dp"."""
+            from torch.distributed.fsdp import fully_shard
+            from torch.distributed.tensor.parallel import (ColwiseParallel, RowwiseParallel,
+                                                           parallelize_module)
+
+            plan = {"attention.wq": ColwiseParallel(), "attention.wk": ColwiseParallel(),
+                    "attention.wv": ColwiseParallel(), "attention.wo": RowwiseParallel(),
+                    "feed_forward.w1": ColwiseParallel(), "feed_forward.w3": ColwiseParallel(),
+                    "feed_forward.w2": RowwiseParallel()}
+            for layer in model.layers:
+                parallelize_module(layer, mesh2["tp"], plan)
+                fully_shard(layer, mesh=mesh2["dp"])
+            fully_shard(model, mesh=mesh2["dp"])
 
         @case("2-D mesh placements, strided shards")
         def _():
@@ -204,20 +238,9 @@ def main(out):
 
         @case("FSDP2 x TP (2-D mesh) Llama-like")
         def _():
-            from torch.distributed.fsdp import fully_shard
-            from torch.distributed.tensor.parallel import (ColwiseParallel, RowwiseParallel,
-                                                           parallelize_module)
-
             model = models.llama(dim=32, hidden=48, vocab=64)
             plain = copy.deepcopy(model)
-            plan = {"attention.wq": ColwiseParallel(), "attention.wk": ColwiseParallel(),
-                    "attention.wv": ColwiseParallel(), "attention.wo": RowwiseParallel(),
-                    "feed_forward.w1": ColwiseParallel(), "feed_forward.w3": ColwiseParallel(),
-                    "feed_forward.w2": RowwiseParallel()}
-            for layer in model.layers:
-                parallelize_module(layer, mesh2["tp"], plan)
-                fully_shard(layer, mesh=mesh2["dp"])
-            fully_shard(model, mesh=mesh2["dp"])
+            tp_and_fsdp(model)
             strided = [k for k, v in model.named_parameters()
                        if any(isinstance(p, _StridedShard) for p in v.placements)]
             if not strided:
@@ -228,21 +251,10 @@ def main(out):
 
         @case("materialize_ from meta under FSDP2 x TP (2-D mesh), Llama-like")
         def _():
-            from torch.distributed.fsdp import fully_shard
-            from torch.distributed.tensor.parallel import (ColwiseParallel, RowwiseParallel,
-                                                           parallelize_module)
-
             plain = wt.init_module_(models.llama(dim=32, hidden=48, vocab=64), seed=13)
             with torch.device("meta"):
                 model = models.Llama(dim=32, hidden=48, vocab=64)
-            plan = {"attention.wq": ColwiseParallel(), "attention.wk": ColwiseParallel(),
-                    "attention.wv": ColwiseParallel(), "attention.wo": RowwiseParallel(),
-                    "feed_forward.w1": ColwiseParallel(), "feed_forward.w3": ColwiseParallel(),
-                    "feed_forward.w2": RowwiseParallel()}
-            for layer in model.layers:
-                parallelize_module(layer, mesh2["tp"], plan)
-                fully_shard(layer, mesh=mesh2["dp"])
-            fully_shard(model, mesh=mesh2["dp"])
+            tp_and_fsdp(model)
             wt.materialize_(model, seed=13)
             return first_failure(compare_models(model, plain), trains(model, 64))
 

@@ -111,6 +111,19 @@ for fn in (R.uniform, R.normal, R.truncated_normal, W.zeros, W.ones, W.constant,
            W.glorot_uniform, W.he_normal, W.he_uniform, W.orthogonal, W.identity):
     rows(fn, (((4, 5),), dict(seed=0, foo=1), TypeError, "'foo'"))
 rows(W.dirac, (((4, 2, 3),), dict(foo=1), TypeError, "'foo'"))
+rows(W.delta_orthogonal,
+     (((4, 2, 3),), dict(seed=0, foo=1), TypeError, "'foo'"),
+     (((4, 5),), dict(seed=0), ValueError, "3-, 4- or 5-D"),
+     (((2, 4, 3),), dict(seed=0), ValueError, "in_channels <= out_channels"),
+     (((3, 4, 2),), dict(seed=0, layout="keras"), ValueError, "in_channels <= out_channels"),
+     (((4, 2, 3),), dict(gain=NAN), ValueError, "`gain`"),
+     (((4, 2, 3),), dict(layout="tf"), ValueError, "`layout`"),
+     (((10**5, 10**5, 10**3),), dict(seed=0), W.InsufficientMemoryError, "GiB"))
+rows(W.zero_init,
+     (((4, 2),), dict(foo=1), TypeError, "'foo'"),
+     (((4,),), {}, ValueError, "2-D weight or a 3-5-D"),
+     (((4, 2),), dict(layout="keras"), ValueError, "`layout`"),
+     (((10**6, 10**6),), {}, W.InsufficientMemoryError, "GiB"))
 # region=: outside the shape, negative sizes, steps, integers, malformed (every function with it)
 BAD_REGIONS = [
     ((slice(0, 5), slice(0, 6)), ValueError, "`region`"),  # stop beyond the axis
@@ -298,6 +311,36 @@ rows(W.lsuv, ((3, "tanh", _X), {}, TypeError, "`weights`"),
      ((_W2, "tanh", _X), dict(biases=[None]), ValueError, "`biases`"),
      ((_W2, "tanh", _X), dict(biases=[np.zeros(2), None]), ValueError, "`biases[0]`"))
 
+# ----------------------------------------------------------------------------- Jacobian spectra
+rows(W.jacobian_spectrum,
+     ((0, 8), {}, ValueError, "`depth`"), ((2, 8.5), {}, TypeError, "`width`"),
+     ((2, 0), {}, ValueError, "`width`"), ((2, 8), dict(samples=0), ValueError, "`samples`"),
+     ((2, 8), dict(activation="swishy"), ValueError, "`activation`"),
+     ((2, 8), dict(architecture="resnet"), ValueError, "`architecture`"),
+     ((2, 8), dict(method="lanczos"), ValueError, "`method`"),
+     ((2, 8), dict(scheme="nope"), ValueError, "`scheme`"),
+     ((2, 8), dict(scheme="he_normal", std=1.0), ValueError, "`scheme`"),
+     ((2, 8), dict(scheme="zeros"), ValueError, "`scheme`"),
+     ((2, 8), dict(std=NAN), ValueError, "`std`"), ((2, 8), dict(std=-1.0), ValueError, "`std`"),
+     ((2, 8), dict(sigma_b=-0.1), ValueError, "`sigma_b`"),
+     ((2, 8), dict(sigma_b=INF), ValueError, "`sigma_b`"),
+     ((2, 8), dict(x=np.zeros((3, 5))), ValueError, "`x`"),
+     ((2, 8), dict(x=np.full((3, 8), NAN)), ValueError, "`x`"),
+     ((2, 8), dict(bins=0), ValueError, "`bins`"),
+     ((2, 8), dict(method="randomised", probes=0), ValueError, "`probes`"),
+     ((2, 8), dict(seed=-1), ValueError, "`seed`"),
+     ((2, 10**6), {}, V.InsufficientMemoryError, "width"))
+rows(T.jacobian_spectrum,
+     ((0,), {}, ValueError, "`depth`"), ((2.5,), {}, TypeError, "`depth`"),
+     ((2,), dict(activation="swishy"), ValueError, "`activation`"),
+     ((2,), dict(weights="haar"), ValueError, "`weights`"),
+     ((2,), dict(sigma_w=0.0), ValueError, "`sigma_w`"),
+     ((2,), dict(sigma_w=NAN), ValueError, "`sigma_w`"),
+     ((2,), dict(sigma_b=-1.0), ValueError, "`sigma_b`"),
+     ((2,), dict(q=-1.0), ValueError, "`q`"),
+     ((2,), dict(n_moments=1), ValueError, "`n_moments`"),
+     ((2,), dict(activation="tanh", sigma_w=3.0, sigma_b=0.0, q=NAN), ValueError, "`q`"))
+
 # ----------------------------------------------------------------------------- theory
 for name in ("chi1", "depth_scales", "fixed_point"):
     fn = getattr(T, name)
@@ -474,6 +517,7 @@ NOT_CALLABLE_WITH_BAD_INPUT = {
     "Recommendation": "a NamedTuple that recommend() fills",
     "LSUVResult": "a result type that lsuv() fills",
     "SimulationResult": "a dataclass that simulate() fills (its theory() is in the table)",
+    "JacobianSpectrum": "a dataclass that jacobian_spectrum() fills",
     "theory": "a module (its functions are in the table)",
     "schemes": "its one argument is a flag: any value's truth is used",
     "TRUNC2_STD": "a constant",

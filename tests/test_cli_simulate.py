@@ -393,7 +393,8 @@ def test_phase_diagram_figure_labels_the_edge_of_chaos():
 TINY = {"samples": 40, "width": 12, "depth": 3, "deep_depth": 6, "relu_width": 16,
         "tanh_width": 12, "selu_width": 12, "one_layer_width": 10, "one_layer_samples": 20,
         "theory_depth": 4, "theory_width": 16, "theory_samples": 20, "phase_resolution": 6,
-        "lsuv_depth": 4, "lsuv_width": 12, "lsuv_samples": 50}
+        "lsuv_depth": 4, "lsuv_width": 12, "lsuv_samples": 50,
+        "recipes_widths": [32, 64], "recipes_depth": 3, "recipes_depth_width": 32}
 
 
 @needs_mpl
@@ -407,11 +408,11 @@ def test_figures_writes_every_figure_and_numbers(tmp_path, monkeypatch):
     figs = numbers["figures"]
     assert list(figs) == [key for key, _ in cli.FIGURES]
     files = [f for entry in figs.values() for f in entry["files"]]
-    assert len(files) == len(set(files)) == 12
+    assert len(files) == len(set(files)) == 14
     assert sorted(os.listdir(out)) == sorted(files + ["numbers.json"])
     for name in files:
         assert (out / name).read_bytes()[:8] == PNG, name
-    assert f"wrote 13 files to {out}" in text
+    assert f"wrote 15 files to {out}" in text
     # The numbers behind the figures.
     classic = figs["sigmoid_classic"]["runs"]
     assert [r["settings"]["std"] for r in classic] == [1.0, 0.01]
@@ -431,6 +432,10 @@ def test_figures_writes_every_figure_and_numbers(tmp_path, monkeypatch):
     assert [r["activation"] for r in lsuv] == ["relu", "tanh", "selu"]
     for r in lsuv:  # LSUV's own batch: every layer within tol = 0.1 of variance 1
         assert r["converged"] and all(abs(v - 1) < 0.1 for v in r["layers"]["var_calibration"])
+    recipes = figs["recipes"]
+    assert [d["recipe"] for d in recipes["depth_profile"]][:2] == ["pytorch default", "gpt2"]
+    assert all(len(d["act_std"]) == 3 for d in recipes["depth_profile"])
+    assert {c["module"] for c in recipes["coord_check"]} >= {"lm_head"}
     assert leftovers(out) == []
 
 

@@ -51,11 +51,19 @@ CASES = [
 
 
 def _shape_for(name):
-    return {"identity": (13, 7), "eye": (13, 7), "dirac": (6, 4, 3, 3)}.get(name, SHAPE)
+    return {"identity": (13, 7), "eye": (13, 7), "dirac": (6, 4, 3, 3),
+            "delta_orthogonal": (6, 4, 3, 3)}.get(name, SHAPE)
+
+
+@pytest.mark.parametrize("layout, shape", [("torch", (6, 4, 3, 3)), ("keras", (3, 5, 4, 6))])
+def test_delta_orthogonal_bitwise(layout, shape):
+    x = WD.delta_orthogonal(shape, 1.5, seed=7, layout=layout, chunks=2)
+    np.testing.assert_array_equal(x.compute(), W.delta_orthogonal(shape, 1.5, seed=7,
+                                                                  layout=layout))
 
 
 def test_every_scheme_is_covered():
-    names = {c[0] for c in CASES} | {"orthogonal", "identity", "eye", "dirac"}
+    names = {c[0] for c in CASES} | {"orthogonal", "identity", "eye", "dirac", "delta_orthogonal"}
     assert names == set(W.schemes(aliases=True))
     for name in W.schemes(aliases=True):
         assert callable(getattr(WD, name)), name

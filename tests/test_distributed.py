@@ -32,7 +32,7 @@ def results(request, tmp_path_factory):
 
 def test_every_case_is_bitwise_equal_to_one_process(results):
     n, cases = results
-    expected = 8 + (3 if n == 4 else 0)
+    expected = 9 + (3 if n == 4 else 0)
     assert len(cases) == expected, [c["case"] for c in cases]
     failed = [f"{c['case']}: {c['detail']}" for c in cases if not c["ok"]]
     assert not failed, "\n".join(failed)

@@ -20,7 +20,8 @@ import weightinit.keras as wk  # noqa: E402
 from keras.src.initializers.random_initializers import compute_fans as keras_fans  # noqa: E402
 
 #: A shape each scheme accepts (Keras layout: (*kernel, in, out)).
-SHAPES = {"dirac": (3, 3, 4, 4), "identity": (5, 5), "orthogonal": (12, 7)}
+SHAPES = {"dirac": (3, 3, 4, 4), "identity": (5, 5), "orthogonal": (12, 7),
+          "delta_orthogonal": (3, 3, 4, 6)}
 PARAMS = {"constant": {"value": 0.5}, "truncated_normal": {"std": 0.1, "low": -0.15, "high": 0.2}}
 
 

@@ -68,6 +68,11 @@ def scheme_calls(draw):
         shape = _shape(draw, 2, 2)
     elif name == "dirac":
         shape = _shape(draw, 3, 5)
+    elif name == "delta_orthogonal":  # a kernel with in <= out
+        s = list(_shape(draw, 3, 5))
+        i, o = (1, 0) if kw.get("layout", "torch") == "torch" else (-2, -1)
+        s[i], s[o] = sorted((s[i], s[o]))
+        shape = tuple(s)
     else:
         shape = _shape(draw, 2, 5)
     if name not in ("zeros", "ones", "constant", "identity", "dirac"):
@@ -103,6 +108,8 @@ def scheme_calls(draw):
             kw["a"] = draw(st.floats(0.0, 5.0))
         if name == "he_normal":
             kw["distribution"] = draw(st.sampled_from(DISTRIBUTIONS))
+    elif name == "delta_orthogonal":
+        kw["gain"] = draw(small_floats)
     elif name == "orthogonal":
         kw["gain"] = draw(small_floats)
         if len(shape) >= 3:
@@ -196,6 +203,12 @@ def test_describe_agrees_with_the_formulas_and_the_values(call):
             assert info["bound"] == pytest.approx(2 * math.sqrt(var) / TRUNC_STD, rel=1e-12)
         else:
             assert info["bound"] == math.inf
+    elif name == "delta_orthogonal":  # gain * orthonormal in columns: sum of squares g^2 in
+        n_in = shape[1] if layout == "torch" else shape[-2]
+        var = kw["gain"] ** 2 * n_in / math.prod(shape)
+        assert info["variance"] == pytest.approx(var, rel=1e-12)
+        assert np.mean(a * a) == pytest.approx(var, rel=1e-4 if kw["dtype"] == np.float32
+                                               else 1e-10)
     elif name in ("zeros", "ones", "constant"):
         value = {"zeros": 0.0, "ones": 1.0}.get(name, kw.get("value"))
         assert info["variance"] == 0.0 and info["mean"] == value

@@ -160,3 +160,21 @@ def test_coord_check_records_every_module_step_width():
     direct = model(x).abs().mean().item()
     got = [r["l1"] for r in rec if r["module"] == "lm_head" and r["step"] == 0][0]
     assert got == pytest.approx(direct, rel=1e-6)
+
+
+def test_loose_names_are_reported_not_guessed():
+    """Only whole, known module names give a role: 'enorm_proj' is not a norm, a module 'q'
+    outside an attention block is not a query, 'q_bias_scale' is not a bias."""
+    m = nn.Module()
+    m.enorm_proj = nn.Linear(4, 4, bias=False)
+    m.q = nn.Linear(4, 4, bias=False)
+    m.attn = nn.Module()
+    m.attn.q = nn.Linear(4, 4, bias=False)
+    m.attn.o = nn.Linear(4, 4, bias=False)
+    m.final_layer_norm = nn.Module()
+    m.final_layer_norm.weight = nn.Parameter(torch.ones(4))
+    m.q_bias_scale = nn.Parameter(torch.ones(4))
+    found = {n: r.role for n, r in wt.roles(m).items()}
+    assert found == {"enorm_proj.weight": None, "q.weight": None, "attn.q.weight": "attn_q",
+                     "attn.o.weight": "attn_out", "final_layer_norm.weight": "norm",
+                     "q_bias_scale": None}

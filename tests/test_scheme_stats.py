@@ -125,6 +125,7 @@ SCHEMES = [
     ("constant", {"value": -0.25}, lambda fi, fo: ("constant", -0.25, 0.0)),
     ("orthogonal", {}, None), ("orthogonal", {"gain": 2.0}, None),
     ("identity", {"gain": 1.5}, None), ("dirac", {"gain": 2.0}, None),
+    ("delta_orthogonal", {"gain": 1.5}, None),
 ]
 SCHEME_IDS = [s + "".join(f"-{k}={v:.4g}" if isinstance(v, float) else f"-{k}={v}"
                           for k, v in p.items()) for s, p, _ in SCHEMES]
@@ -144,6 +145,9 @@ def _expected(scheme, params, law, kind, layout):
     if scheme == "orthogonal":  # unit vectors of length n = max(rows, cols): Var = gain^2 / n
         rows, cols = _flat(shape, layout)
         return "orthogonal", 0.0, gain**2 / max(rows, cols)
+    if scheme == "delta_orthogonal":  # gain * (out x in, orthonormal columns) at the centre:
+        n_in = shape[1] if layout == "torch" else shape[-2]  # sum of squares gain^2 * in
+        return "delta_orthogonal", 0.0, gain**2 * n_in / math.prod(shape)
     # identity: gain on the diagonal of the 2-D shape; dirac: gain at [d, d, centre] for
     # d < min(out, in) (one group): `count` entries equal gain, the rest 0
     count = min(shape[0], shape[1]) if layout == "torch" or scheme == "identity" else min(
@@ -156,7 +160,7 @@ def _applies(scheme, kind, layout):
     """identity is 2-D only; dirac is a convolution kernel (any layout)."""
     if scheme == "identity":
         return kind == "dense"
-    if scheme == "dirac":
+    if scheme in ("dirac", "delta_orthogonal"):
         return kind == "conv"
     return True
 
@@ -202,6 +206,19 @@ def test_sample_variance_and_bounds(scheme, params, law, kind, layout, dtype):
         gain = params.get("gain", 1.0)
         assert np.count_nonzero(x) == round(mean / gain * n) and set(np.unique(x)) == {0.0, gain}
         assert x.var() == pytest.approx(var, rel=1e-12)
+        return
+    if dist == "delta_orthogonal":  # zero off the centre, gain * orthonormal columns on it
+        gain = params.get("gain", 1.0)
+        centre = W.delta_orthogonal(shape, gain, seed=20250101, layout=layout, dtype=np.float64)
+        box = ((slice(None), slice(None), 2, 2) if layout == "torch"
+               else (2, 2, slice(None), slice(None)))
+        q = centre[box] if layout == "torch" else centre[box].T  # (out, in)
+        tol = 1e-5 if dtype == np.float32 else 1e-12
+        np.testing.assert_allclose(q.T @ q, gain**2 * np.eye(q.shape[1]), atol=tol * gain**2)
+        off = np.ones(shape, bool)
+        off[box] = False
+        assert not np.any(w[off])
+        assert np.mean(x * x) == pytest.approx(var, rel=tol)
         return
     if dist == "orthogonal":
         # orthonormal unit vectors: sum of squares = min(rows, cols) gain^2 exactly, so

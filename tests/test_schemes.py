@@ -40,7 +40,7 @@ def test_registry_contents():
     assert set(I.REGISTRY) == {
         "zeros", "ones", "constant", "normal", "uniform", "truncated_normal", "variance_scaling",
         "lecun_normal", "lecun_uniform", "glorot_normal", "glorot_uniform", "he_normal",
-        "he_uniform", "orthogonal", "identity", "dirac"}
+        "he_uniform", "orthogonal", "identity", "dirac", "delta_orthogonal"}
     assert I.ALIASES == ALIAS_TARGETS
 
 

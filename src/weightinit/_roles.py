@@ -7,23 +7,12 @@ component of the parameter's qualified name (``transformer.h.3.attn.c_proj.weigh
 Parameters no rule recognises get role ``None`` and are listed, never guessed.
 """
 
-import fnmatch
-import re
-from typing import NamedTuple
 
 from torch import nn
 
 from . import _validate as V
 from . import recipes as _recipes
-
-
-class Role(NamedTuple):
-    """Role of one parameter: ``role`` (a name of :data:`weightinit.recipes.ROLES` or ``None``
-    when unknown), ``layer`` (block index or ``None``) and ``tied`` (other names sharing it)."""
-
-    role: str
-    layer: int
-    tied: tuple = ()
+from ._names import GATE, Role, layer_of, override_roles, parameter_seed, role_from_name
 
 
 _NORMS = tuple(getattr(nn, n) for n in ("LayerNorm", "RMSNorm", "GroupNorm", "BatchNorm1d",
@@ -32,49 +21,19 @@ _NORMS = tuple(getattr(nn, n) for n in ("LayerNorm", "RMSNorm", "GroupNorm", "Ba
 _CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
          nn.ConvTranspose3d)
 
-# (regex on the module path, role), first match wins; paths are dot-joined module names.
-_NAME_RULES = [
-    (r"(^|\.)(c_attn|qkv|wqkv|query_key_value|in_proj)$", "attn_qkv"),
-    (r"(^|\.)(q_proj|wq|query|q)$", "attn_q"),
-    (r"(^|\.)(k_proj|wk|key|k)$", "attn_k"),
-    (r"(^|\.)(v_proj|wv|value|v)$", "attn_v"),
-    (r"(^|\.)(attn|attention|self_attn|multihead_attn)\.(c_proj|o_proj|out_proj|dense|wo)$",
-     "attn_out"),
-    (r"(^|\.)(o_proj|wo|out_proj)$", "attn_out"),
-    (r"(^|\.)(gate_proj|w1)$", "mlp_gate"),
-    (r"(^|\.)(up_proj|w3)$", "mlp_up"),
-    (r"(^|\.)(c_fc|fc1|linear1|dense_h_to_4h|fc_in)$", "mlp_in"),
-    (r"(^|\.)(mlp|feed_forward|ffn)\.c_proj$", "mlp_out"),
-    (r"(^|\.)(down_proj|w2|fc2|linear2|dense_4h_to_h|fc_out)$", "mlp_out"),
-    (r"(^|\.)(lm_head|output|head|embed_out)$", "readout"),
-    (r"(^|\.)(wte|wpe|tok_embeddings|embed_tokens|embed_positions|embedding|embeddings)$",
-     "embedding"),
-]
-_GATE = re.compile(r"(resweight|res_weight|residual_gate|skip_gain|skipinit_gain|rezero_alpha)$")
-
-
-def _layer_of(name):
-    m = re.search(r"(?:^|\.)(\d+)(?:\.|$)", name)
-    return int(m.group(1)) if m else None
-
-
 def _infer(path, mod, pname, p):
-    if _GATE.search(pname) and p.numel() == 1:
+    if GATE.search(pname) and p.numel() == 1:
         return "residual_gate"
-    if isinstance(mod, _NORMS) or re.search(r"(^|\.)(ln_\w+|\w*norm\w*)$", path):
+    if isinstance(mod, _NORMS):
         return "norm" if pname == "weight" else "bias"
-    if pname == "bias" or pname.endswith("_bias"):
-        return "bias"
     if isinstance(mod, nn.MultiheadAttention) and pname == "in_proj_weight":
         return "attn_qkv"
-    if isinstance(mod, (nn.Embedding, nn.EmbeddingBag)):
+    if isinstance(mod, (nn.Embedding, nn.EmbeddingBag)) and pname == "weight":
         return "embedding"
-    for pattern, role in _NAME_RULES:
-        if re.search(pattern, path):
-            return role
-    if isinstance(mod, _CONV):
+    role = role_from_name(path, pname, p.numel())
+    if role is None and isinstance(mod, _CONV):
         return "conv"
-    return None
+    return role
 
 
 def roles(module, roles=None):
@@ -87,9 +46,6 @@ def roles(module, roles=None):
     """
     if not isinstance(module, nn.Module):
         raise TypeError(f"`module` must be a torch.nn.Module. Received: {type(module).__name__}")
-    overrides = dict(roles or {})
-    for pattern, role in overrides.items():
-        V.check_choice("roles", role, list(_recipes.ROLES))
     names = {}
     for path, mod in module.named_modules(remove_duplicate=False):
         for pname, p in mod.named_parameters(recurse=False, remove_duplicate=False):
@@ -100,15 +56,8 @@ def roles(module, roles=None):
         name, path, mod, pname, p = entries[0]
         role = _infer(path, mod, pname, p)
         tied = tuple(e[0] for e in entries[1:])
-        out[name] = Role(role, _layer_of(name), tied)
-    for pattern, role in overrides.items():
-        hits = [n for n in out if fnmatch.fnmatchcase(n, pattern)]
-        if not hits:
-            raise ValueError(f"`roles` pattern {pattern!r} matches no parameter of the module; "
-                             f"parameter names look like {list(out)[:3]}.")
-        for n in hits:
-            out[n] = out[n]._replace(role=role)
-    return out
+        out[name] = Role(role, layer_of(name), tied)
+    return override_roles(out, roles)
 
 
 def _torch_shape(mod, p):
@@ -121,7 +70,7 @@ def recipe_plan(module, recipe, *, seed=0, roles=None, n_layers=None, width=None
                 **recipe_params):
     """The steps of :func:`apply_recipe_` as :class:`weightinit.torch.ParamInit` (nothing is
     modified); a ``keep`` rule is a step of scheme ``"keep"``."""
-    from .torch import ParamInit, parameter_seed
+    from .torch import ParamInit
 
     V.check_choice("recipe", recipe, _recipes.recipes())
     seed = V.check_int("seed", seed, low=0, high=1 << 64)

@@ -207,10 +207,13 @@ def init(shape, scheme, *, chunks="auto", **params):
     (Mezzadri 2007). When both dimensions are large, use the in-memory
     :func:`weightinit.orthogonal` (about ``32 * rows * cols`` bytes).
     """
-    name, plan, seed, offset, dtype, _ = _plan(shape, scheme, params)
+    name, plan, seed, offset, dtype, layout = _plan(shape, scheme, params)
     chunks = _normalize_chunks(chunks, plan.shape, dtype)
     if plan.kind == "orthogonal":
         return _orthogonal(plan, seed, chunks)
+    if plan.kind == "delta_orthogonal":  # a convolution kernel: small, made in memory
+        w = _I.delta_orthogonal(plan.shape, plan.params[0], seed=seed, dtype=dtype, layout=layout)
+        return da.from_array(w, chunks=chunks, name=f"{name}-seed{seed}-{tokenize(w)}")
     return _lazy(plan, seed, offset, plan.shape, chunks, name)
 
 

@@ -476,15 +476,19 @@ def delta_orthogonal(shape, gain=1.0, *, seed=None, dtype=None, layout="torch", 
         raise ValueError(f"`delta_orthogonal` needs in_channels <= out_channels. Received: "
                          f"shape={shape} (in={n_in}, out={n_out}).")
     dtype = V.resolve_dtype(dtype, out)
+    if not is_planning():
+        V.check_memory(math.prod(shape) * dtype.itemsize, f"delta_orthogonal of shape {shape}")
     q = orthogonal((n_out, n_in) if layout == "torch" else (n_in, n_out), gain, seed=seed,
                    dtype=dtype, layout=layout)
+    if is_planning():  # q is orthogonal's plan: the checks have run
+        return Plan("delta_orthogonal", shape, dtype, (q.params[0], n_out, n_in))
     return _at_centre(shape, layout, q, dtype, out, region)
 
 
 def _at_centre(shape, layout, matrix, dtype, out, region):
     """A kernel of ``shape`` that is ``matrix`` at its spatial centre and 0 elsewhere, then its
     ``region`` (or the whole) written to ``out`` or returned."""
-    w = np.zeros(shape, dtype)
+    w = np.zeros(shape, dtype)  # (memory checked by the callers)
     w[_centre_box(shape, layout)] = matrix
     if region is not None:
         w = w[tuple(slice(a, a + k) for a, k in zip(*V.check_region(region, shape)))]
@@ -498,10 +502,9 @@ def _at_centre(shape, layout, matrix, dtype, out, region):
 def zero_init(shape, *, seed=None, dtype=None, layout="torch", out=None, region=None):
     r"""ZerO initialisation (Zhao et al. 2022): deterministic, only zeros and (scaled) ones.
 
-    For the matrix :math:`W \in \mathbb{R}^{P	imes Q}` (P = out, Q = in): the rectangular
-    identity if :math:`P \le Q`, else :math:`I_{P	imes p}\,H_p\,2^{-k/2}\,I_{p	imes Q}` with
-    :math:`k = \lceil\log_2 P
-ceil`, :math:`p = 2^k` and :math:`H_p` the Sylvester Hadamard
+    For the matrix :math:`W \in \mathbb{R}^{P\times Q}` (P = out, Q = in): the rectangular
+    identity if :math:`P \le Q`, else :math:`I_{P\times p}\,H_p\,2^{-k/2}\,I_{p\times Q}` with
+    :math:`k = \lceil\log_2 P\rceil`, :math:`p = 2^k` and :math:`H_p` the Sylvester Hadamard
     matrix, i.e. :math:`W_{ij} = H_{ij}/\sqrt{p}`. A 3-5-D convolution ``(out, in, *kernel)`` gets
     that matrix at the spatial centre and zeros elsewhere. ``seed`` is ignored.
 
@@ -519,6 +522,8 @@ ceil`, :math:`p = 2^k` and :math:`H_p` the Sylvester Hadamard
                          f"Received: shape={shape}")
     dtype = V.resolve_dtype(dtype, out)
     p_, q_ = shape[0], shape[1]
+    V.check_memory(math.prod(shape) * dtype.itemsize + 32 * p_ * q_,
+                   f"zero_init of shape {shape}")  # the kernel, the matrix and its parity work
     if p_ <= q_:
         m = np.eye(p_, q_)
     else:
@@ -540,6 +545,7 @@ REGISTRY = {
     "glorot_normal": glorot_normal, "glorot_uniform": glorot_uniform,
     "he_normal": he_normal, "he_uniform": he_uniform,
     "orthogonal": orthogonal, "identity": identity, "dirac": dirac,
+    "delta_orthogonal": delta_orthogonal,
 }
 ALIASES = {
     "xavier_normal": "glorot_normal", "xavier_uniform": "glorot_uniform",
@@ -596,6 +602,7 @@ FORMULAS = {
     "orthogonal": "Q of A = QR, A ~ N(0, 1), sign-corrected, times gain: Q^T Q = I",
     "identity": "W = gain * I (rectangular eye)",
     "dirac": "W[g*o+d, d, centre] = gain (identity convolution per group)",
+    "delta_orthogonal": "W[:, :, centre] = gain * Q (orthogonal, in <= out), 0 elsewhere",
 }
 
 
@@ -627,6 +634,11 @@ def describe(shape, scheme, **params):
         n = max(rows, cols)
         return {**info, "distribution": "orthogonal", "mean": 0.0, "variance": g * g / n,
                 "std": g / math.sqrt(n), "bound": g}
+    if plan.kind == "delta_orthogonal":  # gain * Q (orthonormal columns) at the centre, else 0
+        g, _, n_in = plan.params
+        var = g * g * n_in / math.prod(shape)  # sum of squares g^2 n_in over every entry
+        return {**info, "distribution": "delta_orthogonal", "mean": 0.0, "variance": var,
+                "std": math.sqrt(var), "bound": g}
     if plan.kind == "constant":
         return {**info, "distribution": "constant", "mean": plan.params[0], "variance": 0.0,
                 "std": 0.0, "bound": abs(plan.params[0])}

@@ -34,7 +34,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess witho
 from . import _validate as V
 from .initializers import ALIASES, FAN_SCHEMES, get
 
-__all__ = ["initializer", "key_seed", "with_partitioning"]
+__all__ = ["initializer", "key_seed", "with_partitioning", "roles", "recipe_init"]
 
 
 def _key_words(key):
@@ -227,3 +227,149 @@ def with_partitioning(init, sharding, mesh=None):
         return init(key, shape, dtype, out_sharding=where)
 
     return nnx.with_partitioning(sharded, sharding, mesh)
+
+
+# ----------------------------------------------------------------------------- recipes
+_LIST_NAMES = ("h", "layers", "layer", "blocks", "block", "encoder_layers", "decoder_layers")
+_KEY_ATTRS = ("key", "name", "idx")
+
+
+def _path_parts(path):
+    """Path keys of a pytree leaf as strings, without NNX's trailing ``value`` attribute."""
+    parts = []
+    for k in path:
+        for attr in _KEY_ATTRS:
+            if hasattr(k, attr):
+                parts.append(str(getattr(k, attr)))
+                break
+        else:  # pragma: no cover - a key type without key/name/idx
+            parts.append(str(k))
+    if parts and parts[-1] == "value" and type(path[-1]).__name__ == "GetAttrKey":
+        parts.pop()
+    return parts
+
+
+def _dotted(parts):
+    """The dot-joined module path the role rules read: Flax's ``h_3``/``layers_3`` list names
+    become ``h.3``/``layers.3``; a leading ``params`` collection is dropped."""
+    if parts and parts[0] == "params":
+        parts = parts[1:]
+    out = []
+    for p in parts:
+        head, _, tail = p.rpartition("_")
+        out += [head, tail] if head in _LIST_NAMES and tail.isdigit() else [p]
+    return ".".join(out)
+
+
+def _torch_order(shape):
+    """PyTorch's ``(out, in, *kernel)`` order of a Flax kernel ``(*kernel, in, out)``."""
+    return (shape[-1], shape[-2]) + tuple(shape[:-2]) if len(shape) >= 2 else tuple(shape)
+
+
+def _leaves(params):
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(params)
+    bad = [type(leaf).__name__ for _, leaf in leaves if not hasattr(leaf, "shape")]
+    if not leaves or bad:
+        raise TypeError("`params` must be a pytree of arrays: a Flax params dict "
+                        "(model.init(...)) or nnx.state(model, nnx.Param). Received: "
+                        f"{type(params).__name__}" + (f" with leaves {bad[:3]}" if bad else
+                                                      " with no leaves"))
+    return leaves, treedef
+
+
+def roles(params, roles=None):
+    """The role of every leaf of a Flax parameter pytree: a dict ``"a/b/kernel"`` -> ``Role``
+    (``weightinit.torch.Role`` fields: role, layer, tied), inferred from the path names with
+    the rules of ``weightinit.torch.roles`` (``kernel`` and ``embedding``, ``scale`` and ``bias``
+    leaves; ``h_3``/``layers_3``/``layers/3`` give the layer index; a kernel of 3 or more
+    dimensions no name rule covers is ``conv``). ``roles={"glob": "role"}`` overrides the
+    inference for the paths the glob matches (:mod:`fnmatch`); a pattern matching nothing or
+    an unknown role is a ``ValueError``. Unknown leaves have role None."""
+    from ._names import Role, layer_of, override_roles, role_from_name
+
+    found = {}
+    for path, leaf in _leaves(params)[0]:
+        parts = _path_parts(path)
+        name, dotted = "/".join(parts), _dotted(parts)
+        module, _, pname = dotted.rpartition(".")
+        role = role_from_name(module, pname, int(np.prod(np.shape(leaf))))
+        if role is None and pname == "kernel" and np.ndim(leaf) >= 3:
+            role = "conv"
+        found[name] = Role(role, layer_of(dotted))
+    return override_roles(found, roles)
+
+
+def _draw(rule, shape, seed, np_dtype):
+    """A leaf of Flax ``shape`` drawn by recipe rule ``rule``: elementwise rules in the leaf's
+    own layout; ZerO's structured matrix built in PyTorch order and transposed."""
+    from .initializers import init as _init, zero_init
+
+    scheme, params = rule.as_scheme()
+    if scheme != "zero_init":
+        return _init(shape, scheme, seed=seed, dtype=np_dtype, layout="jax", **params)
+    w = zero_init(_torch_order(shape), dtype=np_dtype)
+    return np.ascontiguousarray(np.moveaxis(w, (0, 1), (-1, -2)) if len(shape) >= 2 else w)
+
+
+def recipe_init(params, recipe, *, seed=0, roles=None, n_layers=None, width=None,
+                **recipe_params):
+    """A new Flax parameter pytree with every leaf drawn by ``recipe``
+    (:mod:`weightinit.recipes`) for its role (:func:`roles`): the JAX counterpart of
+    ``weightinit.torch.apply_recipe_``.
+
+    ``params`` is a Flax params dict (``model.init(key, x)``, with or without the ``params``
+    collection level) or ``nnx.state(model, nnx.Param)`` (then ``nnx.update(model, new)``).
+    Leaf ``a/b/kernel`` gets ``rule(recipe, role, layer=..., n_layers=..., width=...,
+    shape=<PyTorch-order shape>)`` drawn with seed ``parameter_seed(seed, "a/b/kernel")``, in
+    the leaf's shape, layout and dtype: a Flax kernel ``(in, out)`` has the fans of PyTorch's
+    ``(out, in)`` weight. A packed ``attn_qkv`` kernel ``(in, 3E)`` gets the q, k and v rules on
+    its three column blocks (seeds of ``path#q``, ``#k``, ``#v``). ``n_layers`` defaults to one
+    more than the largest layer index, ``width`` to the embedding dimension. Leaves of unknown
+    role are a ``ValueError`` listing them (name them with ``roles={"glob": "role"}``);
+    ``keep`` rules leave a leaf as it is. Values are computed on the host (NumPy) and returned
+    as ``jax.Array`` s.
+    """
+    from . import recipes as _recipes
+    from ._names import parameter_seed
+
+    V.check_choice("recipe", recipe, _recipes.recipes())
+    seed = V.check_int("seed", seed, low=0, high=1 << 64)
+    found = globals()["roles"](params, roles)
+    unknown = [n for n, r in found.items() if r.role is None]
+    if unknown:
+        raise ValueError(f"No role inferred for parameters {unknown}; give them with "
+                         "roles={'glob': 'role'} (roles: " + ", ".join(_recipes.ROLES) + ").")
+    leaves, treedef = _leaves(params)
+    layers = [r.layer for r in found.values() if r.layer is not None]
+    if n_layers is None and layers:
+        n_layers = max(layers) + 1
+    if width is None:
+        emb = [np.shape(leaf) for path, leaf in leaves
+               if found["/".join(_path_parts(path))].role == "embedding"]
+        width = emb[0][-1] if emb else None
+    new = []
+    for path, leaf in leaves:
+        name = "/".join(_path_parts(path))
+        r, shape = found[name], tuple(np.shape(leaf))
+        dtype = leaf.dtype
+        np_dtype = np.float64 if dtype == jnp.float64 else np.float32
+        kw = dict(layer=r.layer, n_layers=n_layers, width=width, **recipe_params)
+        tshape = _torch_order(shape)
+        if r.role == "attn_qkv" and len(shape) == 2 and shape[-1] % 3 == 0:
+            part = (shape[0], shape[1] // 3)
+            rules = [(_recipes.rule(recipe, q, shape=_torch_order(part), **kw), q[-1])
+                     for q in ("attn_q", "attn_k", "attn_v")]
+            if any(rule.distribution == "keep" for rule, _ in rules):
+                new.append(leaf)
+                continue
+            arr = np.concatenate([_draw(rule, part, parameter_seed(seed, f"{name}#{b}"),
+                                        np_dtype) for rule, b in rules], axis=-1)
+        else:
+            rule = _recipes.rule(recipe, r.role, shape=tshape if len(shape) >= 2 else None,
+                                 **kw)
+            if rule.distribution == "keep":
+                new.append(leaf)
+                continue
+            arr = _draw(rule, shape, parameter_seed(seed, name), np_dtype)
+        new.append(jnp.asarray(arr, dtype=dtype))
+    return jax.tree_util.tree_unflatten(treedef, new)

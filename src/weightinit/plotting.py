@@ -483,3 +483,31 @@ def variance_by_depth(panels, *, title=None, ylabel="pre-activation variance (lo
         if title:
             fig.suptitle(title)
     return fig
+
+
+# ----------------------------------------------------------------------------- Jacobian spectra
+def jacobian_spectrum(result, theory=None, *, points=200, title=None):
+    """Histogram (density) of the singular values of ``result`` (a
+    :class:`weightinit.JacobianSpectrum` from ``method="exact"``) with, if given, the
+    free-probability density ``theory.singular_value_density`` as a line."""
+    with matplotlib.rc_context(STYLE):
+        fig = _figure(6.4, 4.0)
+        ax = fig.subplots()
+        edges = np.asarray(result.bin_edges, dtype=float)
+        counts = np.asarray(result.hist, dtype=float)
+        widths = np.diff(edges)
+        total = counts.sum()
+        if total > 0:
+            ax.bar(edges[:-1], counts / (total * widths), width=widths, align="edge",
+                   color=COLORS[0], alpha=0.5, label="simulation")
+        if theory is not None:
+            s = np.linspace(edges[0], edges[-1], points + 1)[1:]
+            p, _ = theory.singular_value_density(s)
+            ax.plot(s, p, color=COLORS[1], label="free probability")
+        ax.set_xlabel("singular value of the input-output Jacobian")
+        ax.set_ylabel("density")
+        ax.grid(alpha=0.3)
+        ax.legend()
+        ax.set_title(title or f"{result.activation}, {result.scheme}, depth {result.depth}, "
+                     f"width {result.width}")
+    return fig

@@ -866,3 +866,9 @@ def truncated_normal_std(a=-2.0, b=2.0):
 #: Standard deviation of N(0, 1) truncated to [-2, 2], sqrt(1 - 4 phi(2) / (2 Phi(2) - 1)); equal
 #: to Keras's and JAX's 0.87962566103423978 (tests/test_theory.py checks it).
 TRUNC2_STD = truncated_normal_std(-2.0, 2.0)
+
+
+# Free-probability Jacobian spectrum (Pennington, Schoenholz & Ganguli 2017, 2018).
+from .free_probability import jacobian_spectrum  # noqa: E402
+
+__all__ += ["jacobian_spectrum"]

@@ -21,7 +21,6 @@ r"""PyTorch adapter: fill tensors and whole modules with weightinit schemes, and
 import ctypes
 import dataclasses
 import fnmatch
-import hashlib
 import itertools
 import math
 import sys
@@ -38,9 +37,10 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess witho
         'pip install "weightinit[torch]"') from exc
 
 from . import _validate as V
+from ._names import parameter_seed
 from .activations import bias_value, recommend
 from .fans import compute_fans
-from .initializers import ALIASES, FAN_SCHEMES, REGISTRY, delta_orthogonal, describe, get, zero_init
+from .initializers import ALIASES, FAN_SCHEMES, REGISTRY, describe, get, zero_init
 from .lsuv import LSUVResult, check_options, step
 from .random import _check_seed, planning
 
@@ -62,8 +62,8 @@ _CONV_T = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 _EMBEDDING = (nn.Embedding, nn.EmbeddingBag)
 _CELLS = {nn.LSTMCell: (4, "tanh"), nn.GRUCell: (3, "tanh")}  # RNNCell: 1 gate, its nonlinearity
 _GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
-#: Structured schemes that :func:`init_` and the plans accept besides ``weightinit.schemes()``.
-_STRUCTURED = {"zero_init": zero_init, "delta_orthogonal": delta_orthogonal}
+#: Structured initialisers that :func:`init_` and the plans accept besides ``weightinit.schemes()``.
+_STRUCTURED = {"zero_init": zero_init}
 
 
 def _classes(*names):
@@ -233,23 +233,6 @@ def _elementwise(fn, shape, seed, np_dtype, params):
 
 
 # ----------------------------------------------------------------------------- seeds and fans
-def parameter_seed(seed, name):
-    """The 64-bit seed :func:`init_module_` uses for the parameter (or block) ``name``.
-
-    ``int.from_bytes(blake2b(name.encode("utf-8"), digest_size=8,
-    key=seed.to_bytes(8, "little")).digest(), "little")``: a keyed hash of the qualified name,
-    so a parameter's values depend only on ``(seed, name)``, not on the order modules are
-    visited in or on which other layers exist. Gate block ``k`` of a recurrent weight uses the
-    name ``f"{name}#{k}"``.
-    """
-    seed = V.check_int("seed", seed, low=0, high=1 << 64)
-    if not isinstance(name, str):
-        raise TypeError(f"`name` must be a string. Received: {name!r}")
-    digest = hashlib.blake2b(name.encode("utf-8"), digest_size=8,
-                             key=seed.to_bytes(8, "little")).digest()
-    return int.from_bytes(digest, "little")
-
-
 def layer_fans(module):
     r"""The fans ``(fan_in, fan_out)`` a layer really has: the average number of inputs summed
     into one output element, and of output elements one input element feeds.

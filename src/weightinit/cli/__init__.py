@@ -43,6 +43,7 @@ COMMANDS = (
     "warmup",
     "simulate",
     "theory",
+    "spectrum",
     "figures",
     "stream",
     "sweep",

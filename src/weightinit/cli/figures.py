@@ -13,11 +13,11 @@ from .common import Outputs, import_plotting, json_text, progress_option, want_p
 
 def add_parser(sub):
     f = sub.add_parser(
-        "figures", help="regenerate the figures of docs/simulation.md and docs/frameworks.md "
-        "and their numbers.json",
+        "figures", help="regenerate the figures of docs/simulation.md, docs/frameworks.md and "
+        "docs/recipes.md and their numbers.json",
         description="Run every simulation behind docs/simulation.md (and the LSUV figure of "
-        "docs/frameworks.md) and write the figures and numbers.json (the key per-layer "
-        "statistics and theory values quoted by the docs).")
+        "docs/frameworks.md, the recipe figures of docs/recipes.md) and write the figures and "
+        "numbers.json (the key per-layer statistics and theory values quoted by the docs).")
     f.add_argument("--out", default=os.path.join("docs", "figures"),
                    help="output directory (created if missing; default docs/figures)")
     progress_option(f)

@@ -30,6 +30,9 @@ FIGURE_SIZES = {
     "lsuv_depth": 30,           # LSUV figure (docs/frameworks.md)
     "lsuv_width": 256,
     "lsuv_samples": 1024,
+    "recipes_widths": [64, 128, 256, 512],   # muP coordinate check (docs/recipes.md)
+    "recipes_depth": 24,        # blocks of the depth profile
+    "recipes_depth_width": 128,
 }
 SEED = 0
 
@@ -90,5 +93,12 @@ class FigureContext:
 
 from . import frameworks, simulation  # noqa: E402 - the recipes use the helpers above
 
-#: (key in numbers.json, recipe), in the order of docs/simulation.md, then docs/frameworks.md.
-FIGURES = simulation.FIGURES + frameworks.FIGURES
+def _fig_recipes(ctx):
+    from .recipes import fig_recipes  # needs PyTorch: imported only when drawn
+
+    return fig_recipes(ctx)
+
+
+#: (key in numbers.json, recipe), in the order of docs/simulation.md, docs/frameworks.md,
+#: docs/recipes.md.
+FIGURES = simulation.FIGURES + frameworks.FIGURES + [("recipes", _fig_recipes)]

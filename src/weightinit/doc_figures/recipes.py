@@ -1,10 +1,8 @@
-"""Figure of docs/recipes.md: muP coordinate check on a small GPT (standard vs muP).
+"""Figures of docs/recipes.md: muP coordinate check on a small GPT (standard vs muP), std with depth.
 
-``python -m weightinit.doc_figures.recipes OUTDIR`` writes ``recipes_coord_check.png`` and prints the
-numbers quoted in the docs.
+``weightinit figures`` writes ``recipes_coord_check.png`` and ``recipes_depth.png`` and the numbers
+quoted in the docs (``numbers.json``, key ``recipes``).
 """
-
-import sys
 
 import torch
 from torch import nn
@@ -88,7 +86,10 @@ def depth_profile(n_layers=24, width=128, seed=0):
         torch.manual_seed(seed)
         model = TinyGPT(width, n_layers=n_layers)
         if name != "pytorch default":
-            wt.init_module_(model, recipe=name, seed=seed, **DEPTH_RECIPES[name])
+            kw = dict(DEPTH_RECIPES[name])
+            if "base_width" in kw:  # muP's base model: 64 wide (the model itself if narrower)
+                kw["base_width"] = min(kw["base_width"], width)
+            wt.init_module_(model, recipe=name, seed=seed, **kw)
         acts = []
 
         def keep(mod, args, o):
@@ -103,40 +104,49 @@ def depth_profile(n_layers=24, width=128, seed=0):
     return out
 
 
-def main(outdir="."):
-    import matplotlib
-    matplotlib.use("Agg")
+def fig_recipes(ctx):
+    """docs/recipes.md: the muP coordinate check and the per-block std with depth."""
     import matplotlib.pyplot as plt
 
-    prof = depth_profile()
-    sp, mu = coord_data()
+    from . import sig, sig_list
+
+    sz = ctx.sizes
+    widths = tuple(sz["recipes_widths"])
+    prof = depth_profile(n_layers=sz["recipes_depth"], width=sz["recipes_depth_width"])
+    sp, mu = coord_data(widths=widths, base_width=widths[0])
     mods = ["transformer.h.1.attn.c_proj", "transformer.h.1.mlp.c_proj", "lm_head"]
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True)
     last = max(r["step"] for r in sp)
+    coord = []
     for ax, recs, title in ((axes[0], sp, "standard (gpt2, one lr)"), (axes[1], mu, "muP")):
         for n in mods:
             pts = sorted((r["width"], r["l1"]) for r in recs
                          if r["module"] == n and r["step"] == last)
             ax.plot(*zip(*pts), marker="o", label=n)
-            print(title, n, " ".join(f"{w}:{v:.3g}" for w, v in pts))
+            coord.append({"parametrisation": title, "module": n, "step": last,
+                          "widths": [w for w, _ in pts], "mean_abs": [sig(v) for _, v in pts]})
         ax.set(xscale="log", yscale="log", xlabel="width", title=f"{title}, step {last}")
     axes[0].set_ylabel("mean |x|")
     axes[1].legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(f"{outdir}/recipes_coord_check.png", dpi=110)
-
+    files = [ctx.save("recipes_coord_check.png", fig)]
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    depth = []
     for name, (act, grad) in prof.items():
         axes[0].plot(act, label=name)
         axes[1].plot(grad, label=name)
-        print(f"depth {name}: act first {act[0]:.3g} last {act[-1]:.3g}; "
-              f"grad first {grad[0]:.3g} last {grad[-1]:.3g}")
+        depth.append({"recipe": name, "act_std": sig_list(act), "grad_std": sig_list(grad)})
     axes[0].set(yscale="log", xlabel="block", ylabel="std of residual stream")
     axes[1].set(yscale="log", xlabel="block", ylabel="std of its gradient")
     axes[1].legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(f"{outdir}/recipes_depth.png", dpi=110)
-
-
-if __name__ == "__main__":
-    main(*sys.argv[1:])
+    files.append(ctx.save("recipes_depth.png", fig))
+    return {"files": files,
+            "description": "muP coordinate check (mean |x| of three modules after the last "
+            "Adam step, per width) for a 2-block TinyGPT under the gpt2 recipe with one lr and "
+            "under muP; and the std of the residual stream after each block of a pre-LN "
+            "TinyGPT, and of its gradient, at initialisation under each recipe.",
+            "settings": {"widths": list(widths), "base_width": widths[0], "lr": 1e-2,
+                         "depth": sz["recipes_depth"], "depth_width": sz["recipes_depth_width"],
+                         "seed": 0},
+            "coord_check": coord, "depth_profile": depth}

@@ -130,64 +130,167 @@ def _tanh_f32(z):
     return z if abs(z) < _TANH_TINY else x * p / q
 
 
+# One small function per activation and per derivative (``slope``: leaky_relu's negative
+# slope, of z's type; unused by the others). The kernels of one activation inline only its
+# own pair, so their compile time does not grow with the number of activations.
 @njit(**_INLINE)
-def activation(code, z, slope):
-    """phi(z) for activation ``code`` (``slope``: leaky_relu's negative slope, of z's type)."""
-    if code == TANH:
-        if not _WIDE:
-            return _tanh_f32(z)
-        e = expm1(_MINUS_TWO * abs(z))
-        t = -e / (e + _TWO)
-        return t if z >= _ZERO else -t
-    if code == SIGMOID:
-        return _sigmoid(z)
-    if code == RELU:
-        return max(z, _ZERO)
-    if code == LEAKY_RELU:
-        return z if z > _ZERO else slope * z
-    if code == ELU:
-        return z if z > _ZERO else expm1(min(z, _ZERO))
-    if code == SELU:
-        return _SELU_L * z if z > _ZERO else _SELU_LA * expm1(min(z, _ZERO))
-    if code == GELU:
-        return _HALF * z * math.erfc(-z * _SQRT1_2)
-    if code == SILU:
-        return _ZERO if z < -_TAIL else z * _sigmoid(z)
-    if code == SOFTPLUS:
-        return max(z, _ZERO) + math.log1p(exp(-abs(z)))
+def _phi_linear(z, slope):
     return z
 
 
 @njit(**_INLINE)
-def derivative(code, z, slope):
-    """phi'(z) for activation ``code``."""
-    if code == TANH:  # 1 - tanh^2 = 4u / (1 + u)^2 with u = e^(-2|z|): no cancellation
-        u = exp(_MINUS_TWO * abs(z))
-        v = _ONE + u
-        return _FOUR * u / (v * v)
-    if code == SIGMOID:  # s (1 - s) = e / (1 + e)^2 with e = e^(-|z|)
-        e = exp(-abs(z))
-        v = _ONE + e
-        return e / (v * v)
-    if code == RELU:
-        return _ONE if z > _ZERO else _ZERO
-    if code == LEAKY_RELU:
-        return _ONE if z > _ZERO else slope
-    if code == ELU:
-        return _ONE if z > _ZERO else exp(min(z, _ZERO))
-    if code == SELU:
-        return _SELU_L if z > _ZERO else _SELU_LA * exp(min(z, _ZERO))
-    if code == GELU:
-        tail = _ZERO if abs(z) >= _TAIL else z * _INV_SQRT2PI * exp(-_HALF * z * z)
-        return _HALF * math.erfc(-z * _SQRT1_2) + tail
-    if code == SILU:
-        if z < -_TAIL:
-            return _ZERO
-        s = _sigmoid(z)
-        return s * (_ONE + z * (_ONE - s))
-    if code == SOFTPLUS:
-        return _sigmoid(z)
+def _phi_tanh(z, slope):
+    if not _WIDE:
+        return _tanh_f32(z)
+    e = expm1(_MINUS_TWO * abs(z))
+    t = -e / (e + _TWO)
+    return t if z >= _ZERO else -t
+
+
+@njit(**_INLINE)
+def _phi_sigmoid(z, slope):
+    return _sigmoid(z)
+
+
+@njit(**_INLINE)
+def _phi_relu(z, slope):
+    return max(z, _ZERO)
+
+
+@njit(**_INLINE)
+def _phi_leaky_relu(z, slope):
+    return z if z > _ZERO else slope * z
+
+
+@njit(**_INLINE)
+def _phi_elu(z, slope):
+    return z if z > _ZERO else expm1(min(z, _ZERO))
+
+
+@njit(**_INLINE)
+def _phi_selu(z, slope):
+    return _SELU_L * z if z > _ZERO else _SELU_LA * expm1(min(z, _ZERO))
+
+
+@njit(**_INLINE)
+def _phi_gelu(z, slope):
+    return _HALF * z * math.erfc(-z * _SQRT1_2)
+
+
+@njit(**_INLINE)
+def _phi_silu(z, slope):
+    return _ZERO if z < -_TAIL else z * _sigmoid(z)
+
+
+@njit(**_INLINE)
+def _phi_softplus(z, slope):
+    return max(z, _ZERO) + math.log1p(exp(-abs(z)))
+
+
+@njit(**_INLINE)
+def _dphi_linear(z, slope):
     return _ONE
+
+
+@njit(**_INLINE)
+def _dphi_tanh(z, slope):  # 1 - tanh^2 = 4u / (1 + u)^2 with u = e^(-2|z|): no cancellation
+    u = exp(_MINUS_TWO * abs(z))
+    v = _ONE + u
+    return _FOUR * u / (v * v)
+
+
+@njit(**_INLINE)
+def _dphi_sigmoid(z, slope):  # s (1 - s) = e / (1 + e)^2 with e = e^(-|z|)
+    e = exp(-abs(z))
+    v = _ONE + e
+    return e / (v * v)
+
+
+@njit(**_INLINE)
+def _dphi_relu(z, slope):
+    return _ONE if z > _ZERO else _ZERO
+
+
+@njit(**_INLINE)
+def _dphi_leaky_relu(z, slope):
+    return _ONE if z > _ZERO else slope
+
+
+@njit(**_INLINE)
+def _dphi_elu(z, slope):
+    return _ONE if z > _ZERO else exp(min(z, _ZERO))
+
+
+@njit(**_INLINE)
+def _dphi_selu(z, slope):
+    return _SELU_L if z > _ZERO else _SELU_LA * exp(min(z, _ZERO))
+
+
+@njit(**_INLINE)
+def _dphi_gelu(z, slope):
+    tail = _ZERO if abs(z) >= _TAIL else z * _INV_SQRT2PI * exp(-_HALF * z * z)
+    return _HALF * math.erfc(-z * _SQRT1_2) + tail
+
+
+@njit(**_INLINE)
+def _dphi_silu(z, slope):
+    if z < -_TAIL:
+        return _ZERO
+    s = _sigmoid(z)
+    return s * (_ONE + z * (_ONE - s))
+
+
+@njit(**_INLINE)
+def _dphi_softplus(z, slope):
+    return _sigmoid(z)
+
+
+@njit(**_INLINE)
+def activation(code, z, slope):
+    """phi(z) for activation ``code``: the function of that name above."""
+    if code == TANH:
+        return _phi_tanh(z, slope)
+    if code == SIGMOID:
+        return _phi_sigmoid(z, slope)
+    if code == RELU:
+        return _phi_relu(z, slope)
+    if code == LEAKY_RELU:
+        return _phi_leaky_relu(z, slope)
+    if code == ELU:
+        return _phi_elu(z, slope)
+    if code == SELU:
+        return _phi_selu(z, slope)
+    if code == GELU:
+        return _phi_gelu(z, slope)
+    if code == SILU:
+        return _phi_silu(z, slope)
+    if code == SOFTPLUS:
+        return _phi_softplus(z, slope)
+    return _phi_linear(z, slope)
+
+
+@njit(**_INLINE)
+def derivative(code, z, slope):
+    """phi'(z) for activation ``code``: the function of that name above."""
+    if code == TANH:
+        return _dphi_tanh(z, slope)
+    if code == SIGMOID:
+        return _dphi_sigmoid(z, slope)
+    if code == RELU:
+        return _dphi_relu(z, slope)
+    if code == LEAKY_RELU:
+        return _dphi_leaky_relu(z, slope)
+    if code == ELU:
+        return _dphi_elu(z, slope)
+    if code == SELU:
+        return _dphi_selu(z, slope)
+    if code == GELU:
+        return _dphi_gelu(z, slope)
+    if code == SILU:
+        return _dphi_silu(z, slope)
+    if code == SOFTPLUS:
+        return _dphi_softplus(z, slope)
+    return _dphi_linear(z, slope)
 
 
 @njit(cache=True, error_model="numpy", fastmath={"contract"})
@@ -203,21 +306,28 @@ def apply(code, z, slope, derivative_order, out):
 def _specialise(dtype):
     """Copies of the scalar functions above bound to ``dtype``'s constants: a namespace with
     ``activation`` and ``derivative`` (inlined into the kernels that call them), and
-    ``activation_call``, the same activation as an ordinary function of a run-time ``code``:
-    compiled once per dtype for every activation, for rarely taken paths where inlining would
-    only add compile time."""
+    one small function per activation, ``phi[name]`` and ``dphi[name]`` (inlined into the
+    kernels of that activation), and ``phi_call[name]``, the same activation as an ordinary
+    function for rarely taken paths, where inlining would only add compile time."""
     env = dict(globals(), **_constants(dtype), _pow2=_pow2_f32 if dtype == np.float32 else _pow2_f64)
     ns = pytypes.SimpleNamespace()
     name_of = np.dtype(dtype).name
-    for name in ("_reduce", "exp", "expm1", "_sigmoid", "activation", "derivative"):
+    per_act = [f"_{d}phi_{a}" for a in CODES for d in ("", "d")]
+    for name in ("_reduce", "exp", "expm1", "_sigmoid", *per_act, "activation",
+                 "derivative"):
         py = globals()[name].py_func
         fn = pytypes.FunctionType(py.__code__, env, name)
         fn.__qualname__ = f"{name}_{name_of}"
         env[name] = njit(**_INLINE)(fn)
         setattr(ns, name, env[name])
-    call = pytypes.FunctionType(activation.py_func.__code__, env, f"activation_call_{name_of}")
-    call.__qualname__ = call.__name__
-    ns.activation_call = njit(cache=True, error_model="numpy", fastmath={"contract"},
+    ns.phi = {a: env[f"_phi_{a}"] for a in CODES}  # one activation's own functions
+    ns.dphi = {a: env[f"_dphi_{a}"] for a in CODES}
+    ns.phi_call = {}  # the same activations as ordinary (not inlined) functions
+    for a in CODES:
+        call = pytypes.FunctionType(env[f"_phi_{a}"].py_func.__code__, env,
+                                    f"phi_call_{a}_{name_of}")
+        call.__qualname__ = call.__name__
+        ns.phi_call[a] = njit(cache=True, error_model="numpy", fastmath={"contract"},
                               nogil=True)(call)
     return ns
 

@@ -314,25 +314,31 @@ PER_BLOCK = {(dist, dtype): (5 if dist == UNIFORM else 4) if dtype == "float32" 
              for dist, dtype in _BLOCKS}
 
 # ----------------------------------------------------------------------------- the fill kernel
-_values = _per_block = _segment = None  # bound per kernel by ``_specialise``
+_values = _per_block = _segment = _partial = None  # bound per kernel by ``_specialise``
 
 #: Elements of one work item of the box kernel (a multiple of every PER_BLOCK).
 CHUNK = 20 * 1024
+
+
+def _partial_py(out, j, t0, count, blk, k0, k1, s0, s1, p):
+    """``out[j:j + count]`` = elements ``t0 .. t0 + count - 1`` of Philox block ``blk``: the
+    partial blocks at either end of a segment (compiled once, outside the hot loop)."""
+    w0, w1, w2, w3 = philox4x32_10(blk & MASK32, blk >> SHIFT32, s0, s1, k0, k1)
+    v = _values(w0, w1, w2, w3, p)
+    for t in range(count):
+        out[j + U64(t)] = v[t0 + U64(t)]
 
 
 def _segment_py(out, i0, n, g0, k0, k1, s0, s1, p):
     """Serial fill of ``out[i0:i0 + n]`` with the elements ``g0 .. g0 + n - 1`` of the draw.
 
     Whole blocks go through the hot loop; the partial blocks at either end are computed whole
-    and copied in part, so any ``g0`` gives the same values."""
+    and copied in part (by ``_partial``, a separate function: the block's code is compiled
+    twice, not three times), so any ``g0`` gives the same values."""
     e = U64(_per_block)
     head = min((e - g0 % e) % e, n)
     if head > U64(0):
-        blk = g0 // e
-        w0, w1, w2, w3 = philox4x32_10(blk & MASK32, blk >> SHIFT32, s0, s1, k0, k1)
-        v = _values(w0, w1, w2, w3, p)
-        for t in range(head):
-            out[i0 + U64(t)] = v[g0 % e + U64(t)]
+        _partial(out, i0, g0 % e, head, g0 // e, k0, k1, s0, s1, p)
     nb = (n - head) // e
     blk0 = (g0 + head) // e
     j0 = i0 + head
@@ -345,12 +351,7 @@ def _segment_py(out, i0, n, g0, k0, k1, s0, s1, p):
             out[j + U64(t)] = v[t]
     tail = n - head - nb * e
     if tail > U64(0):
-        blk = blk0 + nb
-        w0, w1, w2, w3 = philox4x32_10(blk & MASK32, blk >> SHIFT32, s0, s1, k0, k1)
-        v = _values(w0, w1, w2, w3, p)
-        j = j0 + nb * e
-        for t in range(tail):
-            out[j + U64(t)] = v[t]
+        _partial(out, j0 + nb * e, U64(0), tail, blk0 + nb, k0, k1, s0, s1, p)
 
 
 def _fill_py(out, base, counts, strides, run, k0, k1, s0, s1, p):
@@ -404,6 +405,7 @@ def _specialise(dist, dtype, parallel):
     """
     name = f"fill_{dist}_{dtype}"
     env = dict(globals(), _values=_BLOCKS[dist, dtype], _per_block=PER_BLOCK[dist, dtype])
+    env["_partial"] = njit(**_JIT)(_copy(_partial_py, name + "_partial", env))
     env["_segment"] = njit(inline="always", **_JIT)(_copy(_segment_py, name + "_segment", env))
     body = _copy(_fill_py, name + ("_parallel" if parallel else "_serial"), env)
     return njit(parallel=parallel, **_JIT)(body)

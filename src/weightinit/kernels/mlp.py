@@ -59,7 +59,7 @@ def _activate_py(zr, z2, slope):
     for j in range(U64(zr.size)):
         x = zr[j]
         z2[j] += x * x
-        zr[j] = _act(_code, x, slope)
+        zr[j] = _act(x, slope)
 
 
 @njit(**_JIT)
@@ -116,7 +116,7 @@ def _slow_row_py(zr, p, j0, slope, sat_lo, sat_hi):
     added straight to the partials ``p``; non-finite values are counted and left out."""
     for j in range(zr.size):
         x = zr[j]
-        a = _act_call(_code, x, slope)  # not inlined: this path is rare, compile time is not
+        a = _act_call(x, slope)  # not inlined: this path is rare, compile time is not
         zr[j] = a
         u = j0 + j
         xf = np.float64(x)
@@ -298,7 +298,7 @@ def _backward_py(g, z, slope, r0, r1):
         gr = g[r]
         zr = z[r]
         for j in range(width):
-            gr[j] = gr[j] * _deriv(_code, zr[j], slope)
+            gr[j] = gr[j] * _deriv(zr[j], slope)
 
 
 def _copy(py, name, env):
@@ -312,8 +312,8 @@ def _specialise(name, dtype):
     """Forward and backward kernels for one activation and dtype, each a cached module-level
     function."""
     scalar = A.BY_DTYPE[dtype]
-    env = dict(globals(), _code=A.CODES[name], _act=scalar.activation, _deriv=scalar.derivative,
-               _act_call=scalar.activation_call)
+    env = dict(globals(), _code=A.CODES[name], _act=scalar.phi[name], _deriv=scalar.dphi[name],
+               _act_call=scalar.phi_call[name])
     tag = f"{name}_{dtype}"
     for py in (_activate_py, _slow_row_py, _forward_rows_py):
         base = py.__name__[:-3]
