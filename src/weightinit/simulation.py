@@ -107,6 +107,10 @@ class SimulationResult:
         layer and an approximation after it (the pre-activations then have mean b)."""
         from . import theory
 
+        if getattr(self, "architecture", "mlp") != "mlp":
+            raise ValueError("theory() predicts the plain MLP only; the mean-field recursion of "
+                             "residual networks is not implemented yet, so no prediction is "
+                             "given for this residual run.")
         sw = np.sqrt(self.sigma_w2)
         if not np.all(np.isfinite(sw)):
             raise ValueError(
