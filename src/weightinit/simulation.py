@@ -45,8 +45,28 @@ def stream_seed(seed, layer, role):
     return int(words[0]) | (int(words[1]) << 32)
 
 
+class JSONFields:
+    """``to_dict``/``to_json`` for a dataclass of arrays and numbers (results of this package)."""
+
+    def to_dict(self):
+        """Plain-Python dict (lists, floats; NaN/inf as None) suitable for JSON."""
+        def conv(v):
+            if isinstance(v, np.ndarray):
+                return conv(v.tolist())
+            if isinstance(v, list):
+                return [conv(x) for x in v]
+            if isinstance(v, float) and not math.isfinite(v):
+                return None
+            return v
+
+        return {f.name: conv(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    def to_json(self, **kw):
+        return json.dumps(self.to_dict(), **kw)
+
+
 @dataclasses.dataclass
-class SimulationResult:
+class SimulationResult(JSONFields):
     """Per-layer statistics of one simulated network (index l = layer l + 1, after activation).
 
     Attributes
@@ -125,21 +145,6 @@ class SimulationResult:
             m1[ok], m2[ok] = theory.activation_moments(self.activation, q[ok], slope=self.slope)
         return {"q": q, "mean": m1, "var": m2 - m1**2, "q_sim": self.q}
 
-    def to_dict(self):
-        """Plain-Python dict (lists, floats; NaN/inf as None) suitable for JSON."""
-        def conv(v):
-            if isinstance(v, np.ndarray):
-                return conv(v.tolist())
-            if isinstance(v, list):
-                return [conv(x) for x in v]
-            if isinstance(v, float) and not math.isfinite(v):
-                return None
-            return v
-
-        return {f.name: conv(getattr(self, f.name)) for f in dataclasses.fields(self)}
-
-    def to_json(self, **kw):
-        return json.dumps(self.to_dict(), **kw)
 
     def to_dataframe(self, run=0):
         """Long-format :class:`pandas.DataFrame`: one row per layer, with every statistic.

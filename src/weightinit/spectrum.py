@@ -23,7 +23,6 @@ float64 BLAS product per layer and sample and takes the singular values with
 """
 
 import dataclasses
-import json
 import math
 from typing import Optional
 
@@ -33,7 +32,7 @@ from . import _validate as V
 from .initializers import describe, get, normal
 from .kernels.activations import CODES
 from .quadrature import _phi
-from .simulation import _BIAS, _COTANGENT, _INPUT, _WEIGHT, stream_seed
+from .simulation import _BIAS, _COTANGENT, _INPUT, _WEIGHT, JSONFields, stream_seed
 
 __all__ = ["JacobianSpectrum", "jacobian_spectrum"]
 
@@ -44,7 +43,7 @@ _PROBE = _COTANGENT  # the probe vectors of the randomised estimate
 
 
 @dataclasses.dataclass
-class JacobianSpectrum:
+class JacobianSpectrum(JSONFields):
     """Spectrum of the input-output Jacobian J of a deep MLP (see :mod:`weightinit.spectrum`).
 
     Attributes
@@ -92,21 +91,6 @@ class JacobianSpectrum:
                                sigma_w=self.sigma_w, sigma_b=self.sigma_b, slope=self.slope,
                                **kw)
 
-    def to_dict(self):
-        """Plain-Python dict (lists, floats; NaN/inf as None) suitable for JSON."""
-        def conv(v):
-            if isinstance(v, np.ndarray):
-                return conv(v.tolist())
-            if isinstance(v, list):
-                return [conv(x) for x in v]
-            if isinstance(v, float) and not math.isfinite(v):
-                return None
-            return v
-
-        return {f.name: conv(getattr(self, f.name)) for f in dataclasses.fields(self)}
-
-    def to_json(self, **kw):
-        return json.dumps(self.to_dict(), **kw)
 
 
 def jacobian_spectrum(depth, width, *, activation="tanh", scheme=_UNSET, std=None, sigma_b=0.0,
