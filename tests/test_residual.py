@@ -209,11 +209,3 @@ def test_bad_input(kwargs, match):
     kwargs = {"depth": None if "widths" in kwargs else 2, "width": 8, "samples": 4, **kwargs}
     with pytest.raises(ValueError, match=match):
         simulate(**kwargs)
-
-
-def test_theory_refuses_residual_runs():
-    import weightinit as W
-
-    r = W.simulate(3, 16, architecture="residual", samples=32, seed=0)
-    with pytest.raises(ValueError, match="residual"):
-        r.theory()

@@ -32,11 +32,10 @@ from . import _validate as V
 from .initializers import normal
 from .kernels import mlp as K
 from .kernels import norm as KN
+from .residual_theory import NORM_EPS  # the normalisation's epsilon, PyTorch's default
 
 NORMS = ("layer", "rms")
 NORM_POSITIONS = ("pre", "post")
-#: The normalisation's epsilon (added to the row's variance or mean square), PyTorch's default.
-NORM_EPS = 1e-5
 #: Named branch scales, of the number of blocks L.
 BRANCH_SCALES = {"1": lambda L: 1.0, "1/sqrt(L)": lambda L: 1.0 / math.sqrt(L),
                  "1/L": lambda L: 1.0 / L, "1/sqrt(2L)": lambda L: 1.0 / math.sqrt(2 * L)}

@@ -120,23 +120,36 @@ class SimulationResult(JSONFields):
         return len(self.mean)
 
     def theory(self):
-        """Mean-field prediction beside the simulation: dict of per-layer arrays ``q`` (predicted
-        pre-activation second moment), ``mean``/``var`` (predicted activation moments) and the
-        simulated ``q_sim``. Assumes zero-mean i.i.d. weights of variance sigma_w2/fan_in and a
-        zero-mean bias; a constant bias b enters as variance b**2, exact for ``q`` of the first
-        layer and an approximation after it (the pre-activations then have mean b)."""
+        """Mean-field prediction beside the simulation: dict of per-layer arrays.
+
+        MLP runs: ``q`` (predicted pre-activation second moment, :func:`weightinit.theory.
+        propagate`), ``mean``/``var`` (predicted activation moments) and the simulated ``q_sim``.
+        Residual runs (:func:`weightinit.theory.propagate_residual`): ``q``, ``mean`` and ``var``
+        of the residual stream after each block, ``branch_q``, ``branch_ratio`` and
+        ``grad_var`` (the backward second moment, scaled to the simulation's at the last block
+        when it ran with ``backward=True``), and ``q_sim``.
+
+        Assumes zero-mean i.i.d. weights of variance sigma_w2/fan_in and a zero-mean bias; a
+        constant bias b enters as variance b**2, exact for ``q`` of the first layer and an
+        approximation after it (the pre-activations then have mean b)."""
         from . import theory
 
-        if getattr(self, "architecture", "mlp") != "mlp":
-            raise ValueError("theory() predicts the plain MLP only; the mean-field recursion of "
-                             "residual networks is not implemented yet, so no prediction is "
-                             "given for this residual run.")
         sw = np.sqrt(self.sigma_w2)
         if not np.all(np.isfinite(sw)):
             raise ValueError(
                 f"Mean-field theory needs zero-mean random weights; scheme {self.scheme!r} gives "
                 "constant weights.")
         sb2 = self.sigma_b2 + self.bias**2
+        if getattr(self, "architecture", "mlp") == "residual":
+            out = theory.propagate_residual(
+                self.activation, sw, math.sqrt(sb2), self.input_var, self.depth,
+                branch_scale=self.branch_scale, branch_depth=self.branch_depth, norm=self.norm,
+                norm_position=self.norm_position or "pre", eps=_residual.NORM_EPS,
+                slope=self.slope)
+            if self.grad_var is not None:
+                out["grad_var"] = out["grad_var"] * self.grad_var[-1]
+            out["q_sim"] = self.q
+            return out
         q = theory.propagate(self.activation, sw, math.sqrt(sb2), self.input_var, self.depth,
                              slope=self.slope)
         ok = np.isfinite(q) & (q > 0)  # an exploding or dying prediction has no moments
@@ -144,7 +157,6 @@ class SimulationResult(JSONFields):
         if ok.any():
             m1[ok], m2[ok] = theory.activation_moments(self.activation, q[ok], slope=self.slope)
         return {"q": q, "mean": m1, "var": m2 - m1**2, "q_sim": self.q}
-
 
     def to_dataframe(self, run=0):
         """Long-format :class:`pandas.DataFrame`: one row per layer, with every statistic.

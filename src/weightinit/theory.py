@@ -870,5 +870,7 @@ TRUNC2_STD = truncated_normal_std(-2.0, 2.0)
 
 # Free-probability Jacobian spectrum (Pennington, Schoenholz & Ganguli 2017, 2018).
 from .free_probability import jacobian_spectrum  # noqa: E402
+# Residual networks with and without normalisation.
+from .residual_theory import propagate_residual  # noqa: E402
 
-__all__ += ["jacobian_spectrum"]
+__all__ += ["jacobian_spectrum", "propagate_residual"]
