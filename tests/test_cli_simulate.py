@@ -182,6 +182,14 @@ def test_histogram_figure_caps_the_columns_of_deep_networks():
     (["--std", "1", "--widths", "4", "4", "--depth", "3"], "--depth 3 disagrees"),
     (["--std", "1", "--widths", "4", "4", "--width", "3"], "--widths or --width"),
     (["--std", "1", "--dtype", "float16"], "--dtype"),
+    (["--std", "1", "--norm", "layer"], "--architecture residual"),
+    (["--std", "1", "--branch-depth", "2"], "--architecture residual"),
+    (["--std", "1", "--architecture", "residual", "--branch-scale", "-1"], "--branch-scale"),
+    (["--std", "1", "--architecture", "residual", "--branch-scale", "1/sqrt(D)"],
+     "1/sqrt(L)"),
+    (["--std", "1", "--architecture", "residual", "--norm", "batch"], "--norm"),
+    (["--std", "1", "--architecture", "residual", "--branch-depth", "3"], "--branch-depth"),
+    (["--std", "1", "--architecture", "residual", "--widths", "4", "8"], "one width"),
 ])
 def test_simulate_bad_arguments_exit_2_with_a_message(tmp_path, capsys, argv, message):
     code, text = run(["simulate"] + argv + ["--json", str(tmp_path / "x.json")])
@@ -190,6 +198,40 @@ def test_simulate_bad_arguments_exit_2_with_a_message(tmp_path, capsys, argv, me
     err = capsys.readouterr().err
     assert "error:" in err and message in err
     assert os.listdir(tmp_path) == []
+
+
+def test_simulate_residual_runs_one_table_per_setting():
+    argv = ["simulate", "--scheme", "glorot_normal", "--architecture", "residual",
+            "--branch-depth", "2", "--norm", "none", "layer", "--norm-position", "pre", "post",
+            "--branch-scale", "1", "1/sqrt(L)", "--backward"] + SMALL
+    code, text = run(argv)
+    assert code == 0
+    heads = [line for line in text.splitlines() if line.startswith("# run")]
+    # none x post is not a setting: 1 + 2 positions for "layer", times 2 scales
+    assert len(heads) == 6 and heads[0].startswith("# run 1/6: tanh, glorot_normal weights, 3 "
+                                                   "residual blocks of 16 units (no norm, alpha 1,")
+    assert "post-LN, alpha 0.577" in heads[-1]
+    assert text.splitlines()[1].split() == ["block", "mean", "std", "saturated", "dead",
+                                            "br/skip", "grad_var"]
+    rows = table_rows(text)
+    ref = S.simulate(3, 16, scheme="glorot_normal", samples=40, architecture="residual",
+                     branch_depth=2, branch_scale="1/sqrt(L)", norm="layer",
+                     norm_position="post", backward=True)
+    for layer, row in enumerate(rows[-3:]):
+        assert float(row[1]) == pytest.approx(ref.mean[layer], rel=1e-3, abs=1e-12)
+        assert float(row[5]) == pytest.approx(ref.branch_ratio[layer], rel=1e-3)
+        assert float(row[6]) == pytest.approx(ref.grad_var[layer], rel=1e-3)
+
+
+@needs_mpl
+def test_simulate_residual_theory_figure(tmp_path):
+    path = tmp_path / "t.png"
+    code, text = run(["simulate", "--scheme", "glorot_normal", "--architecture", "residual",
+                      "--norm", "layer", "--norm-position", "pre", "post"] + SMALL
+                     + ["--theory", str(path), "--json", str(tmp_path / "r.json")])
+    assert code == 0 and path.read_bytes().startswith(PNG)
+    runs = strict_json((tmp_path / "r.json").read_text())
+    assert [(r["norm"], r["norm_position"]) for r in runs] == [("layer", "pre"), ("layer", "post")]
 
 
 @needs_mpl

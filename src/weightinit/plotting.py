@@ -102,11 +102,15 @@ def run_label(result):
         label += f", bias std {math.sqrt(result.sigma_b2):g}"
     if result.bias:
         label += f", bias {result.bias:g}"
+    if getattr(result, "architecture", "mlp") == "residual":
+        label += f", {result.residual_label}"
     return label
 
 
 def _shape_text(result):
     w = result.widths
+    if getattr(result, "architecture", "mlp") == "residual":
+        return f"{len(w)} residual block{'s' * (len(w) > 1)} of {w[0]} units"
     if len(set(w)) == 1:
         return f"{len(w)} layer{'s' * (len(w) > 1)} of {w[0]} units"
     return "widths " + "-".join(map(str, w))
@@ -302,8 +306,10 @@ def theory_vs_simulation(results, predictions, *, labels=None, title=None):
             _log_ticks(ax.yaxis, *ax.get_ylim())
         ax.plot([], [], "-", color="0.3", label="mean-field theory")
         ax.plot([], [], "o", color="0.3", markerfacecolor="none", label="simulation")
-        ax.set_xlabel("layer $l$")
-        ax.set_ylabel("pre-activation second moment $q^l$ (log scale)")
+        residual = all(getattr(r, "architecture", "mlp") == "residual" for r in results)
+        ax.set_xlabel("block $l$" if residual else "layer $l$")
+        ax.set_ylabel("residual-stream second moment $q_l$ (log scale)" if residual
+                      else "pre-activation second moment $q^l$ (log scale)")
         ax.xaxis.set_major_locator(_ticker.MaxNLocator(integer=True))
         ax.grid(alpha=0.3, which="both")
         ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0))

@@ -119,6 +119,19 @@ class SimulationResult(JSONFields):
     def depth(self):
         return len(self.mean)
 
+    @property
+    def residual_label(self):
+        """A residual run's block in words (``pre-LN, alpha 0.141, 2-layer branch``); "" for
+        an MLP."""
+        if getattr(self, "architecture", "mlp") != "residual":
+            return ""
+        norm = {"layer": "LN", "rms": "RMSNorm"}.get(self.norm)
+        parts = [f"{self.norm_position}-{norm}" if norm else "no norm",
+                 f"alpha {self.branch_scale:.3g}"]
+        if self.branch_depth > 1:
+            parts.append(f"{self.branch_depth}-layer branch")
+        return ", ".join(parts)
+
     def theory(self):
         """Mean-field prediction beside the simulation: dict of per-layer arrays.
 

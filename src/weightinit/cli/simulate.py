@@ -1,6 +1,8 @@
-"""``weightinit simulate``: propagate random inputs through a deep MLP; per-layer statistics,
-activation histograms (matplotlib, the "plot" extra) and the mean-field comparison."""
+"""``weightinit simulate``: propagate random inputs through a deep MLP or residual network;
+per-layer statistics, activation histograms (matplotlib, the "plot" extra) and the mean-field
+comparison."""
 
+import itertools
 import math
 import sys
 
@@ -13,12 +15,14 @@ from .common import (Outputs, bias_arg, check_outputs, import_plotting, json_tex
 
 def add_parser(sub):
     s = sub.add_parser(
-        "simulate", help="propagate random inputs through a deep MLP: per-layer statistics, "
-        "activation histograms, mean-field comparison",
-        description="Propagate N(0, I) inputs through `depth` dense layers h = act(h W + b) and "
-        "summarise each layer's activations. Prints a per-layer table; --plot draws histograms "
-        "(rows: one per --scheme/--std value, columns: layers), --theory compares q per layer "
-        "with mean-field theory, --json writes every statistic.")
+        "simulate", help="propagate random inputs through a deep MLP or residual network: "
+        "per-layer statistics, activation histograms, mean-field comparison",
+        description="Propagate N(0, I) inputs through `depth` dense layers h = act(h W + b) (or, "
+        "with --architecture residual, `depth` blocks h = h + alpha F(h) with optional "
+        "LayerNorm/RMSNorm before or after the addition) and summarise each layer's "
+        "activations. Prints a per-layer table; --plot draws histograms (rows: one per "
+        "--scheme/--std value and residual setting, columns: layers), --theory compares q per "
+        "layer with mean-field theory, --json writes every statistic.")
     s.add_argument("--activation", default="tanh",
                    help="linear, sigmoid, tanh, relu, leaky_relu, elu, selu, gelu, silu or "
                    "softplus (default tanh)")
@@ -46,6 +50,21 @@ def add_parser(sub):
     s.add_argument("--backward", action="store_true",
                    help="also back-propagate a random cotangent and report the gradient's second "
                    "moment per layer")
+    res = s.add_argument_group(
+        "residual networks", "h_{l+1} = h_l + alpha F(h_l), F one or two dense layers; the "
+        "settings below take several values: one run per combination")
+    res.add_argument("--architecture", default="mlp", choices=("mlp", "residual"),
+                     help="mlp (default) or residual")
+    res.add_argument("--branch-depth", type=positive_int, default=1, choices=(1, 2),
+                     help="layers per residual branch: 1 (phi(xW + b)) or 2 (phi(xW1 + b1) W2 + "
+                     "b2); default 1")
+    res.add_argument("--branch-scale", nargs="+", type=_branch_scale, default=[1.0],
+                     metavar="ALPHA", help="branch multiplier alpha: a number or 1/sqrt(L), "
+                     "1/sqrt(2L), 1/L (L = depth); default 1")
+    res.add_argument("--norm", nargs="+", default=["none"], choices=("none", "layer", "rms"),
+                     help="normalisation without gain/bias: none (default), layer or rms")
+    res.add_argument("--norm-position", nargs="+", default=["pre"], choices=("pre", "post"),
+                     help="pre: h + alpha F(N(h)) (pre-LN); post: N(h + alpha F(h)); default pre")
     s.add_argument("--param", "-p", type=key_value, action="append", default=[], metavar="KEY=VALUE",
                    help="scheme parameter, e.g. -p scale=2.25 -p distribution=normal")
     s.add_argument("--plot", metavar="PATH", help="write the histogram figure (png, pdf, svg, ...)")
@@ -58,6 +77,40 @@ def add_parser(sub):
                    help="write a figure of q per layer: simulation vs mean-field prediction")
     progress_option(s)
     s.set_defaults(run=run)
+
+
+def _branch_scale(text):
+    from .._residual import BRANCH_SCALES
+
+    if text in BRANCH_SCALES:
+        return text
+    try:
+        return nonneg_float(text)
+    except Exception:
+        import argparse
+
+        raise argparse.ArgumentTypeError(
+            f"expected a non-negative number or one of {', '.join(sorted(BRANCH_SCALES))}, got "
+            f"{text!r}") from None
+
+
+def _residual_settings(args):
+    """simulate() keywords of every residual setting asked for ([{}] for an MLP)."""
+    if args.architecture == "mlp":
+        given = [o for o, v, d in (("--branch-depth", args.branch_depth, 1),
+                                   ("--branch-scale", args.branch_scale, [1.0]),
+                                   ("--norm", args.norm, ["none"]),
+                                   ("--norm-position", args.norm_position, ["pre"])) if v != d]
+        if given:
+            raise ValueError(f"{', '.join(given)} apply to residual networks only; add "
+                             "--architecture residual.")
+        return [{}]
+    return [dict(architecture="residual", branch_depth=args.branch_depth, branch_scale=a,
+                 norm=None if n == "none" else n, norm_position=p)
+            for n, p, a in itertools.product(dict.fromkeys(args.norm),
+                                             dict.fromkeys(args.norm_position),
+                                             dict.fromkeys(args.branch_scale))
+            if not (n == "none" and p == "post")]
 
 
 def _resolve_widths(args):
@@ -83,10 +136,12 @@ def run(args, stdout):
         raise ValueError("--param sets scheme parameters; it needs --scheme, not --std.")
     runs = []  # simulate() keyword arguments, one dict per row of the figure
     constant = []
-    for value in (args.std if args.std is not None else args.scheme):
+    for value, residual in itertools.product(args.std if args.std is not None else args.scheme,
+                                             _residual_settings(args)):
         kw = dict(activation=args.activation, widths=widths, samples=args.samples,
                   input_dim=args.input_dim, bias=args.bias, bias_std=args.bias_std,
-                  seed=args.seed, dtype=args.dtype, bins=args.bins, backward=args.backward)
+                  seed=args.seed, dtype=args.dtype, bins=args.bins, backward=args.backward,
+                  **residual)
         if args.std is not None:
             kw["std"] = value
         else:
@@ -144,9 +199,13 @@ def _weights_text(result):
 
 
 def _print_table(result, index, total, kw, stdout):
-    """A compact per-layer table: layer, mean, std, saturated, dead (+ gradient, NaN share)."""
+    """A compact per-layer table: layer, mean, std, saturated, dead (+ gradient, NaN share; for
+    residual runs the rows are blocks, with the branch/skip variance ratio)."""
     w = result.widths
     shape = f"{len(w)} x {w[0]} units" if len(set(w)) == 1 else "widths " + "-".join(map(str, w))
+    residual = result.architecture == "residual"
+    if residual:
+        shape = f"{len(w)} residual blocks of {w[0]} units ({result.residual_label})"
     bias = ""
     if result.bias:
         bias += f", bias {result.bias:g}"
@@ -154,7 +213,9 @@ def _print_table(result, index, total, kw, stdout):
         bias += f", bias std {math.sqrt(result.sigma_b2):g}"
     print(f"# run {index + 1}/{total}: {result.activation}, {_weights_text(result)}, {shape}, "
           f"{result.samples} samples{bias}, seed {kw['seed']}", file=stdout)
-    cols = ["layer", "mean", "std", "saturated", "dead"]
+    cols = ["block" if residual else "layer", "mean", "std", "saturated", "dead"]
+    if residual:
+        cols.append("br/skip")  # the branch/skip variance ratio
     grad = result.grad_var is not None
     bad = bool(np.any(result.nonfinite > 0))
     if grad:
@@ -165,6 +226,8 @@ def _print_table(result, index, total, kw, stdout):
     for layer in range(result.depth):
         row = (f"{layer + 1:>5}{result.mean[layer]:>11.4g}{result.std[layer]:>11.4g}"
                f"{result.saturated[layer]:>11.1%}{result.dead[layer]:>11.1%}")
+        if residual:
+            row += f"{result.branch_ratio[layer]:>11.4g}"
         if grad:
             row += f"{result.grad_var[layer]:>11.4g}"
         if bad:
