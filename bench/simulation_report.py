@@ -1,7 +1,7 @@
 """Print the simulation ratios (best of N, peers interleaved in one process) as a markdown table,
 plus peak memory against depth.
 
-    python bench/simulation_report.py [--repeats 5] [--memory]
+    python bench/simulation_report.py [--repeats 5] [--memory] [--residual]
 """
 
 import argparse
@@ -12,6 +12,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 
+import test_residual as TR  # noqa: E402
 import test_simulation as T  # noqa: E402
 
 
@@ -42,29 +43,47 @@ def peak_rss(depth, width=1024, samples=1024):
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def main():
-    p = argparse.ArgumentParser()
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--memory", action="store_true", help="also measure peak RSS vs depth")
-    args = p.parse_args()
+def cpu_model():
+    with open("/proc/cpuinfo") as f:
+        return next((line.split(":", 1)[1].strip() for line in f
+                     if line.startswith("model name")), "unknown CPU")
+
+
+def table(peers, kw, repeats, target, what):
+    """Time every peer (made with ``kw``) and print the ratios to the bare matmuls."""
     runs = {}
-    for name, make in T.PEERS.items():
+    for name, make in peers.items():
         try:
-            runs[name] = make()
+            runs[name] = make(**kw)
         except BaseException as e:  # pytest.importorskip raises Skipped when torch is absent
             print(f"skipping {name}: {e}", file=sys.stderr)
     for run in runs.values():
         run()  # warm-up: JIT and BLAS start-up outside the timing
-    best = best_times(runs, args.repeats)
+    best = best_times(runs, repeats)
     base, ours = best["bare matmuls"], best["weightinit"]
-    print(f"width {T.WIDTH}, depth {T.DEPTH}, samples {T.SAMPLES}, tanh, float32, best of "
-          f"{args.repeats}\n")
+    print(f"{what}, best of {repeats}\n")
     print("| peer | time / bare matmuls | weightinit speed-up |")
     print("|---|---|---|")
     for name, t in best.items():
         print(f"| {name} | {t / base:.3f} | {t / ours:.2f}x |")
-    print(f"\ntarget: weightinit <= 1.15 x bare matmuls: {'PASS' if ours / base <= 1.15 else 'FAIL'}"
-          f" ({ours / base:.3f})")
+    print(f"\ntarget: weightinit <= {target} x bare matmuls: "
+          f"{'PASS' if ours / base <= target else 'FAIL'} ({ours / base:.3f})\n")
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--memory", action="store_true", help="also measure peak RSS vs depth")
+    p.add_argument("--residual", action="store_true",
+                   help="also time the residual settings of bench/test_residual.py")
+    args = p.parse_args()
+    print(f"CPU: {cpu_model()}\n")
+    table(T.PEERS, {}, args.repeats, 1.15,
+          f"width {T.WIDTH}, depth {T.DEPTH}, samples {T.SAMPLES}, tanh, float32")
+    if args.residual:
+        for name, kw in TR.SETTINGS.items():
+            table(TR.PEERS, kw, args.repeats, 1.2, f"residual, {name}: width {TR.WIDTH}, "
+                  f"{TR.BLOCKS} blocks, samples {TR.SAMPLES}, tanh, float32")
     if args.memory:
         m10, m200 = peak_rss(10), peak_rss(200)
         print(f"\npeak RSS: depth 10 {m10:.0f} MiB, depth 200 {m200:.0f} MiB, ratio "

@@ -268,3 +268,11 @@ def main(out):
 
 if __name__ == "__main__":
     main(sys.argv[1])
+    # The results are written and the process group is destroyed. About one run in 30 (2 ranks,
+    # gloo, PyTorch 2.13) a rank then aborts in the interpreter's teardown ("terminate called
+    # without an active exception": a C++ thread of the distributed runtime destroyed while
+    # still joinable, after every case passed). Leave without that teardown: nothing of ours
+    # remains to run, and a failure of a case is reported through the results file.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

@@ -436,7 +436,8 @@ TINY = {"samples": 40, "width": 12, "depth": 3, "deep_depth": 6, "relu_width": 1
         "tanh_width": 12, "selu_width": 12, "one_layer_width": 10, "one_layer_samples": 20,
         "theory_depth": 4, "theory_width": 16, "theory_samples": 20, "phase_resolution": 6,
         "lsuv_depth": 4, "lsuv_width": 12, "lsuv_samples": 50,
-        "recipes_widths": [32, 64], "recipes_depth": 3, "recipes_depth_width": 32}
+        "recipes_widths": [32, 64], "recipes_depth": 3, "recipes_depth_width": 32,
+        "residual_depth": 4, "residual_width": 16, "residual_samples": 20}
 
 
 @needs_mpl
@@ -450,11 +451,11 @@ def test_figures_writes_every_figure_and_numbers(tmp_path, monkeypatch):
     figs = numbers["figures"]
     assert list(figs) == [key for key, _ in cli.FIGURES]
     files = [f for entry in figs.values() for f in entry["files"]]
-    assert len(files) == len(set(files)) == 14
+    assert len(files) == len(set(files)) == 17
     assert sorted(os.listdir(out)) == sorted(files + ["numbers.json"])
     for name in files:
         assert (out / name).read_bytes()[:8] == PNG, name
-    assert f"wrote 15 files to {out}" in text
+    assert f"wrote 18 files to {out}" in text
     # The numbers behind the figures.
     classic = figs["sigmoid_classic"]["runs"]
     assert [r["settings"]["std"] for r in classic] == [1.0, 0.01]
@@ -470,6 +471,15 @@ def test_figures_writes_every_figure_and_numbers(tmp_path, monkeypatch):
     for r in theory["runs"]:
         assert len(r["theory"]["q"]) == len(r["layers"]["q"]) == 4
     assert figs["tanh_orthogonal_vs_glorot"]["runs"][0]["layers"]["grad_var"] is not None
+    residual = figs["residual"]["runs"]
+    assert [r["label"] for r in residual][:3] == ["no norm", "pre-LN", "post-LN"]
+    for r in residual:  # every residual run carries its prediction and the error against it
+        assert set(r["theory_error"]) == {"q", "grad_var", "branch_ratio"}
+        assert len(r["theory"]["grad_var"]) == len(r["layers"]["grad_var"]) == 4
+    ref = S.simulate(4, 16, activation="tanh", scheme="glorot_normal", samples=20,
+                     architecture="residual", branch_depth=2, norm="layer",
+                     norm_position="post", backward=True)
+    assert residual[2]["layers"]["branch_ratio"] == pytest.approx(ref.branch_ratio, rel=1e-5)
     lsuv = [r for r in figs["lsuv"]["runs"] if r["scheme"] == "lsuv"]
     assert [r["activation"] for r in lsuv] == ["relu", "tanh", "selu"]
     for r in lsuv:  # LSUV's own batch: every layer within tol = 0.1 of variance 1

@@ -283,10 +283,11 @@ def layer_stats(results, stats=("std",), *, labels=None, logy=(), title=None, yl
     return fig
 
 
-def theory_vs_simulation(results, predictions, *, labels=None, title=None):
+def theory_vs_simulation(results, predictions, *, labels=None, title=None, stat="q"):
     """Simulated pre-activation second moment ``q`` per layer (markers) against the mean-field
     prediction (lines), one colour per run, log y axis. ``predictions[i]`` is
-    ``results[i].theory()``."""
+    ``results[i].theory()``. ``stat`` picks another statistic both carry (residual runs:
+    ``"grad_var"``, ``"branch_ratio"``)."""
     results = list(results)
     labels = list(labels) if labels is not None else [run_label(r) for r in results]
     with matplotlib.rc_context(STYLE):
@@ -295,8 +296,8 @@ def theory_vs_simulation(results, predictions, *, labels=None, title=None):
         for k, (r, pred, label) in enumerate(zip(results, predictions, labels)):
             color = COLORS[k % len(COLORS)]
             x = np.arange(1, r.depth + 1)
-            qt = np.asarray(pred["q"], dtype=float)
-            qs = np.asarray(r.q, dtype=float)
+            qt = np.asarray(pred[stat], dtype=float)
+            qs = np.asarray(getattr(r, stat), dtype=float)
             ok = np.isfinite(qt) & (qt > 0)
             ax.plot(x[ok], qt[ok], color=color, label=label)
             ok = np.isfinite(qs) & (qs > 0)
@@ -308,8 +309,11 @@ def theory_vs_simulation(results, predictions, *, labels=None, title=None):
         ax.plot([], [], "o", color="0.3", markerfacecolor="none", label="simulation")
         residual = all(getattr(r, "architecture", "mlp") == "residual" for r in results)
         ax.set_xlabel("block $l$" if residual else "layer $l$")
-        ax.set_ylabel("residual-stream second moment $q_l$ (log scale)" if residual
-                      else "pre-activation second moment $q^l$ (log scale)")
+        ylabel = {"grad_var": "gradient second moment at the block's output",
+                  "branch_ratio": r"branch/skip variance ratio $\alpha^2 E[F^2] / q_l$"}.get(
+            stat, "residual-stream second moment $q_l$" if residual
+            else "pre-activation second moment $q^l$")
+        ax.set_ylabel(ylabel + " (log scale)")
         ax.xaxis.set_major_locator(_ticker.MaxNLocator(integer=True))
         ax.grid(alpha=0.3, which="both")
         ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0))

@@ -3,6 +3,7 @@
 The recipes (one per figure, grouped by the doc they feed) are in :mod:`weightinit.doc_figures`;
 this module only runs them and writes the files."""
 
+import json
 import os
 import time
 
@@ -20,6 +21,10 @@ def add_parser(sub):
         "numbers.json (the key per-layer statistics and theory values quoted by the docs).")
     f.add_argument("--out", default=os.path.join("docs", "figures"),
                    help="output directory (created if missing; default docs/figures)")
+    f.add_argument("--only", nargs="+", metavar="KEY", choices=[k for k, _ in doc_figures.FIGURES],
+                   help="regenerate only these figures (keys of numbers.json: "
+                   f"{', '.join(k for k, _ in doc_figures.FIGURES)}); the other entries of an "
+                   "existing numbers.json are kept")
     progress_option(f)
     f.set_defaults(run=run)
 
@@ -38,13 +43,22 @@ def run(args, stdout):
                '"inf" = infinite. layers.<stat>[i] is layer i + 1. theory = mean-field '
                "prediction (SimulationResult.theory()) for the same run.",
                "seed": doc_figures.SEED, "sizes": dict(sizes), "figures": {}}
+    figures = doc_figures.FIGURES
+    if args.only:
+        figures = [(k, b) for k, b in figures if k in args.only]
+        old = os.path.join(out, "numbers.json")
+        if os.path.exists(old):
+            with open(old) as f:
+                kept = json.load(f).get("figures", {})
+            numbers["figures"] = {k: (kept.get(k) if k not in args.only else None)
+                                  for k, _ in doc_figures.FIGURES if k in kept or k in args.only}
     t_all = time.perf_counter()
     try:
-        for k, (key, build) in enumerate(doc_figures.FIGURES, 1):
+        for k, (key, build) in enumerate(figures, 1):
             t0 = time.perf_counter()
             entry = build(ctx)
             numbers["figures"][key] = entry
-            print(f"[{k}/{len(doc_figures.FIGURES)}] {key}: {', '.join(entry['files'])} "
+            print(f"[{k}/{len(figures)}] {key}: {', '.join(entry['files'])} "
                   f"({time.perf_counter() - t0:.1f} s)", file=stdout)
         outputs.text(json_text(numbers, indent=1), os.path.join(out, "numbers.json"))
         outputs.publish()

@@ -27,6 +27,9 @@ FIGURE_SIZES = {
     "theory_width": 1000,
     "theory_samples": 500,
     "phase_resolution": 60,
+    "residual_depth": 100,      # residual-network figures (blocks)
+    "residual_width": 1024,
+    "residual_samples": 256,
     "lsuv_depth": 30,           # LSUV figure (docs/frameworks.md)
     "lsuv_width": 256,
     "lsuv_samples": 1024,
@@ -73,6 +76,8 @@ class FigureContext:
                             for k in ("mean", "std", "saturated", "dead", "dead_units", "q")}}
         if result.grad_var is not None:
             entry["layers"]["grad_var"] = sig_list(result.grad_var)
+        if result.branch_ratio is not None:
+            entry["layers"]["branch_ratio"] = sig_list(result.branch_ratio)
         if np.any(result.nonfinite > 0):
             entry["layers"]["nonfinite"] = sig_list(result.nonfinite)
         if np.all(np.isfinite(result.sigma_w2)):
@@ -83,6 +88,13 @@ class FigureContext:
             else:
                 entry["theory"] = {"q": sig_list(pred["q"]), "mean": sig_list(pred["mean"]),
                                    "std": sig_list(np.sqrt(np.maximum(pred["var"], 0.0)))}
+                for k in ("grad_var", "branch_ratio"):
+                    if k in pred:
+                        entry["theory"][k] = sig_list(pred[k])
+                entry["theory_error"] = {
+                    k: sig(np.nanmax(np.abs(np.asarray(getattr(result, k)) / pred[k] - 1)))
+                    for k in ("q", "grad_var", "branch_ratio")
+                    if k in pred and getattr(result, k, None) is not None}
         return entry
 
     def save(self, name, fig):

@@ -215,8 +215,54 @@ def _fig_theory(ctx):
                            "resolution": sz["phase_resolution"]}}
 
 
+def _fig_residual(ctx):
+    """docs/simulation.md sections 12.2 and 12.3 (residual networks): pre-LN vs post-LN (tanh,
+    two-layer branch) and the branch scale 1 vs 1/sqrt(L) (ReLU), simulation against
+    :func:`weightinit.theory.propagate_residual`."""
+    sz, P = ctx.sizes, ctx.plotting
+    size = dict(depth=sz["residual_depth"], width=sz["residual_width"],
+                samples=sz["residual_samples"], architecture="residual", backward=True)
+    sets = {
+        "norms": [(f"{name}", dict(activation="tanh", scheme="glorot_normal", branch_depth=2,
+                                   norm=norm, norm_position=pos))
+                  for name, norm, pos in (("no norm", None, "pre"), ("pre-LN", "layer", "pre"),
+                                          ("post-LN", "layer", "post"))],
+        "scaling": [(f"{name}, alpha {a}", dict(activation="relu", scheme="he_normal",
+                                                 norm=norm, branch_scale=a))
+                    for name, norm in (("no norm", None), ("pre-LN", "layer"))
+                    for a in ("1", "1/sqrt(L)")],
+    }
+    out, files = {}, []
+    for key, runs in sets.items():
+        results, numbers = [], []
+        for label, kw in runs:
+            r, n = ctx.simulate(label, **size, **kw)
+            results.append(r)
+            numbers.append(n)
+        preds = [r.theory() for r in results]
+        labels = [label for label, _ in runs]
+        shape = (f"{sz['residual_depth']} blocks of {sz['residual_width']} units, "
+                 f"{sz['residual_samples']} samples")
+        if key == "norms":
+            title = f"tanh, two-layer branches, Glorot weights, alpha 1 ({shape})"
+            files += [ctx.save("residual_norms.png", P.theory_vs_simulation(
+                          results, preds, labels=labels, title=title)),
+                      ctx.save("residual_norms_grad.png", P.theory_vs_simulation(
+                          results, preds, labels=labels, title=title, stat="grad_var"))]
+        else:
+            title = f"ReLU, one-layer branches, He weights ({shape})"
+            files.append(ctx.save("residual_scaling.png", P.theory_vs_simulation(
+                results, preds, labels=labels, title=title)))
+        out[key] = numbers
+    return {"files": files, "description": "Residual networks: the residual stream's second "
+            "moment q and the gradient's per block, simulation (markers) against mean-field "
+            "theory (lines); pre-LN vs post-LN vs no normalisation, and branch scale 1 vs "
+            "1/sqrt(L).", "runs": out["norms"] + out["scaling"]}
+
+
 #: (key in numbers.json, recipe), in the order of docs/simulation.md.
 FIGURES = [("zeros_constant", _fig_zeros), ("sigmoid_classic", _fig_classic),
            ("xavier", _fig_xavier), ("relu_glorot_vs_he", _fig_relu),
            ("tanh_orthogonal_vs_glorot", _fig_orthogonal), ("selu_lecun", _fig_selu),
-           ("one_layer", _fig_one_layer), ("tanh_theory", _fig_theory)]
+           ("one_layer", _fig_one_layer), ("tanh_theory", _fig_theory),
+           ("residual", _fig_residual)]
