@@ -47,6 +47,20 @@ def test_runs_concatenate_and_forward_only_runs_have_nan_gradients():
     np.testing.assert_array_equal(wide[0].to_numpy(), runs[0].mean)
 
 
+def test_residual_dataframe_has_the_branch_statistics_and_settings():
+    r = simulate(3, 16, samples=20, architecture="residual", branch_depth=2,
+                 branch_scale="1/sqrt(L)", norm="rms", norm_position="post")
+    df = r.to_dataframe()
+    for name in ("branch_q", "branch_ratio", "q"):
+        np.testing.assert_array_equal(df[name].to_numpy(), np.asarray(getattr(r, name), float))
+    row = df.iloc[0]
+    assert (row["architecture"], row["branch_depth"], row["norm"], row["norm_position"]) == \
+        ("residual", 2, "rms", "post")
+    assert row["branch_scale"] == pytest.approx(3 ** -0.5)
+    mlp = simulate(2, 8, samples=10).to_dataframe()
+    assert mlp["branch_ratio"].isna().all() and set(mlp["architecture"]) == {"mlp"}
+
+
 def _sweep_result():
     rng = np.random.default_rng(0)
     n_b, n_w, depth = 2, 3, 4

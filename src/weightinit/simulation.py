@@ -177,9 +177,11 @@ class SimulationResult(JSONFields):
         Columns: ``run`` (the label given, to tell runs apart after ``pandas.concat``),
         ``layer`` (1-based), ``width``, ``sigma_w2``, the per-layer statistics ``mean``, ``var``,
         ``std``, ``q``, ``saturated``, ``dead``, ``dead_units``, ``nonfinite``, ``grad_var`` and
-        ``grad_norm`` (NaN without ``backward=True``), ``hist`` and ``bin_edges`` (one array per
-        row), then the run's settings ``activation``, ``scheme``, ``params`` (JSON text),
-        ``samples``, ``input_var``, ``bias``, ``sigma_b2``, ``slope``, ``seed`` and ``dtype``.
+        ``grad_norm`` (NaN without ``backward=True``), ``branch_q`` and ``branch_ratio`` (NaN for
+        an MLP), ``hist`` and ``bin_edges`` (one array per row), then the run's settings
+        ``activation``, ``scheme``, ``params`` (JSON text), ``samples``, ``input_var``, ``bias``,
+        ``sigma_b2``, ``slope``, ``seed``, ``dtype``, ``architecture``, ``branch_depth``,
+        ``branch_scale``, ``norm`` and ``norm_position`` (None for an MLP).
         Several runs: ``pandas.concat([r.to_dataframe(run=i) for i, r in enumerate(runs)])``.
         Needs pandas (``pip install "weightinit[pandas]"``).
         """
@@ -191,15 +193,18 @@ class SimulationResult(JSONFields):
                    "sigma_w2": np.asarray(self.sigma_w2, dtype=np.float64)}
         for name in ("mean", "var", "std", "q", "saturated", "dead", "dead_units", "nonfinite"):
             columns[name] = np.asarray(getattr(self, name), dtype=np.float64)
-        for name in ("grad_var", "grad_norm"):
-            value = getattr(self, name)
+        for name in ("grad_var", "grad_norm", "branch_q", "branch_ratio"):
+            value = getattr(self, name, None)
             columns[name] = nan if value is None else np.asarray(value, dtype=np.float64)
         columns["hist"] = list(self.hist)
         columns["bin_edges"] = list(self.bin_edges)
         settings = {"activation": self.activation, "scheme": self.scheme,
                     "params": json.dumps(self.params, sort_keys=True), "samples": self.samples,
                     "input_var": self.input_var, "bias": self.bias, "sigma_b2": self.sigma_b2,
-                    "slope": self.slope, "seed": self.seed, "dtype": self.dtype}
+                    "slope": self.slope, "seed": self.seed, "dtype": self.dtype,
+                    "architecture": self.architecture, "branch_depth": self.branch_depth,
+                    "branch_scale": self.branch_scale, "norm": self.norm,
+                    "norm_position": self.norm_position}
         columns.update({k: [v] * depth for k, v in settings.items()})
         return pd.DataFrame(columns)
 
