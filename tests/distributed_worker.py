@@ -271,8 +271,9 @@ if __name__ == "__main__":
     # The results are written and the process group is destroyed. About one run in 30 (2 ranks,
     # gloo, PyTorch 2.13) a rank then aborts in the interpreter's teardown ("terminate called
     # without an active exception": a C++ thread of the distributed runtime destroyed while
-    # still joinable, after every case passed). Leave without that teardown: nothing of ours
-    # remains to run, and a failure of a case is reported through the results file.
+    # still joinable, after every case passed; plain PyTorch without weightinit does the same).
+    # Leave without that teardown: nothing of ours remains to run, and a failure of a case is
+    # reported through the results file.
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
