@@ -139,6 +139,9 @@ def propagate_residual(activation, sigma_w, sigma_b, q_input, blocks, *, branch_
         :math:`q_z`), ``branch_ratio`` (:math:`\alpha^2 \mathbb{E}[F^2] / q_l`, branch against
         skip) and ``grad_var`` (second moment of dL/dh at the block's output for a cotangent of
         second moment 1 at the last block). Entries are inf/NaN after the stream overflows.
+        Also ``grad_input`` (float): the same at the input, which is the mean squared singular
+        value :math:`\mathrm{tr}(JJ^\top)/n` of the input-output Jacobian
+        (:func:`weightinit.jacobian_spectrum` with ``architecture="residual"``).
 
     Examples
     --------
@@ -196,4 +199,5 @@ def propagate_residual(activation, sigma_w, sigma_b, q_input, blocks, *, branch_
         r = r * gain[layer]
     out["var"] = out["q"] - out["mean"] ** 2
     out["grad_var"] = grad
+    out["grad_input"] = float(r)
     return out

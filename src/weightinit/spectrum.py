@@ -20,6 +20,23 @@ float64 BLAS product per layer and sample and takes the singular values with
 :math:`JJ^\top` by Hutchinson's estimator with ``probes`` Gaussian vectors :math:`v`,
 :math:`m_1 = \mathbb{E}|Jv|^2 / n` and :math:`m_2 = \mathbb{E}|J^\top J v|^2 / n`
 (Hutchinson 1990), at cost ``samples * depth * 4 width^2 probes`` flops (the weights are drawn twice).
+
+``architecture="residual"`` takes the network of ``simulate(..., architecture="residual")``:
+block :math:`l` maps :math:`h \mapsto u = h + \alpha F(x)` with :math:`x = N(h)` (pre-norm) or
+:math:`h`, then :math:`N(u)` (post-norm) or :math:`u`, so (row vectors, :math:`M = J^\top`)
+
+.. math::
+
+    M \leftarrow \big(M + \alpha\, M J_{N}^{\mathrm{pre}} W_1 D_1 [W_2]\big)
+    J_{N}^{\mathrm{post}}, \qquad
+    J_N = \frac{1}{s}\Big(I - \frac{\mathbf{1}\mathbf{1}^\top}{n}\,[\text{LayerNorm}]
+    - \frac{y y^\top}{n}\Big),
+
+with :math:`y = N(v)` and :math:`s` the row's scale at the normalisation's input :math:`v`
+(applied as a rank-two update, :math:`O(n^2)`), exact, ``branch_depth`` products of
+:math:`n^3` per block and sample. Its mean squared singular value is predicted by
+:func:`weightinit.theory.propagate_residual` (``grad_input``); there is no free-probability
+density for it here.
 """
 
 import dataclasses
@@ -28,6 +45,7 @@ from typing import Optional
 
 import numpy as np
 
+from . import _residual as R
 from . import _validate as V
 from .initializers import describe, get, normal
 from .kernels.activations import CODES
@@ -36,7 +54,7 @@ from .simulation import _BIAS, _COTANGENT, _INPUT, _WEIGHT, JSONFields, stream_s
 
 __all__ = ["JacobianSpectrum", "jacobian_spectrum"]
 
-ARCHITECTURES = ("mlp",)
+ARCHITECTURES = ("mlp", "residual")
 METHODS = ("exact", "randomised")
 _UNSET = object()
 _PROBE = _COTANGENT  # the probe vectors of the randomised estimate
@@ -79,6 +97,11 @@ class JacobianSpectrum(JSONFields):
     singular_values: Optional[np.ndarray] = None
     layer_mean_sq: Optional[np.ndarray] = None
     slope: float = 0.01
+    architecture: str = "mlp"
+    branch_depth: int = 1
+    branch_scale: float = 1.0
+    norm: Optional[str] = None
+    norm_position: Optional[str] = None
 
     def theory(self, **kw):
         """The free-probability prediction for this network
@@ -86,6 +109,11 @@ class JacobianSpectrum(JSONFields):
         scheme, Gaussian otherwise)."""
         from .free_probability import jacobian_spectrum as theory_spectrum
 
+        if self.architecture != "mlp":
+            raise ValueError(
+                "The free-probability prediction covers the plain MLP only. For a residual "
+                "network the mean-field mean squared singular value is "
+                "weightinit.theory.propagate_residual(...)['grad_input'].")
         weights = "orthogonal" if self.scheme == "orthogonal" else "gaussian"
         return theory_spectrum(self.depth, activation=self.activation, weights=weights,
                                sigma_w=self.sigma_w, sigma_b=self.sigma_b, slope=self.slope,
@@ -95,7 +123,8 @@ class JacobianSpectrum(JSONFields):
 
 def jacobian_spectrum(depth, width, *, activation="tanh", scheme=_UNSET, std=None, sigma_b=0.0,
                       samples=4, x=None, seed=0, bins=50, architecture="mlp", method="exact",
-                      probes=16, slope=0.01, **scheme_params):
+                      probes=16, slope=0.01, branch_depth=1, branch_scale=1.0, norm=None,
+                      norm_position="pre", **scheme_params):
     r"""Singular values of the input-output Jacobian :math:`J = D^L W^{L\top} \cdots D^1
     W^{1\top}` of a deep square MLP at ``samples`` inputs (see :mod:`weightinit.spectrum`).
 
@@ -115,12 +144,16 @@ def jacobian_spectrum(depth, width, *, activation="tanh", scheme=_UNSET, std=Non
         Number of random inputs :math:`x^0 \sim \mathcal{N}(0, q_0 I)` with
         :math:`q_0 = (q^* - \sigma_b^2)/\sigma_w^2`, so that every layer's pre-activations
         have second moment :math:`q^*` (:func:`weightinit.theory.fixed_point`; :math:`q_0 = 1`
-        where :math:`q^*` is 0 or infinite); or give ``x`` of shape (samples, width).
+        where :math:`q^*` is 0 or infinite, and for residual networks); or give ``x`` of shape
+        (samples, width).
     seed : int
         Weights, biases and inputs derive from it (weights as in ``simulate``).
     bins : int
         Histogram bins of the singular values.
-    architecture : {"mlp"}
+    architecture : {"mlp", "residual"}
+        ``"residual"``: ``depth`` residual blocks as in :func:`weightinit.simulate`, with
+        ``branch_depth``, ``branch_scale``, ``norm`` and ``norm_position`` as there (exact
+        method only).
     method : {"exact", "randomised"}
         Exact SVD of the accumulated product, or Hutchinson estimates of :math:`m_1, m_2`
         with ``probes`` Gaussian probe vectors per sample.
@@ -165,6 +198,11 @@ def jacobian_spectrum(depth, width, *, activation="tanh", scheme=_UNSET, std=Non
         samples = x.shape[0]
     else:
         samples = V.check_int("samples", samples, low=1)
+    bd, alpha = R.check_residual(architecture, branch_depth, branch_scale, norm, norm_position,
+                                 [n] * depth, n, x)
+    residual = architecture == "residual"
+    if residual and method != "exact":
+        raise ValueError("architecture='residual' supports method='exact' only.")
     shape = (n, n)
     if std is not None:
         std = V.check_real("std", std, nonnegative=True)
@@ -188,7 +226,9 @@ def jacobian_spectrum(depth, width, *, activation="tanh", scheme=_UNSET, std=Non
             return normal(shape, 0.0, std, seed=s, dtype=np.float64)
         return get(scheme)(shape, seed=s, dtype=np.float64, layout="keras", **scheme_params)
 
-    if x is None:
+    if x is None and residual:
+        h = normal((samples, n), seed=stream_seed(seed, 0, _INPUT), dtype=np.float64)
+    elif x is None:
         q_star = theory.fixed_point(activation, sw, sb, slope=slope)
         q_in = (q_star - sb * sb) / sw2 if 0.0 < q_star < math.inf and sw2 > 0 else 1.0
         q_in = q_in if q_in > 0 else 1.0
@@ -199,6 +239,18 @@ def jacobian_spectrum(depth, width, *, activation="tanh", scheme=_UNSET, std=Non
     q_in = float(np.mean(h * h))
 
     exact = method == "exact"
+    if residual:
+        def bias(k):
+            return (normal(n, 0.0, sb, seed=stream_seed(seed, k, _BIAS), dtype=np.float64)
+                    if sb > 0 else 0.0)
+
+        mats, layer_sq = _residual_mats(h, depth, bd, alpha, norm, norm_position, draw, bias,
+                                        code, slope)
+        return _result(mats, layer_sq, bins, depth=depth, width=n, activation=activation,
+                       scheme=name, params=params, samples=samples, seed=seed, method=method,
+                       sigma_w=sw, sigma_b=sb, q_input=q_in, slope=slope,
+                       architecture=architecture, branch_depth=bd, branch_scale=alpha,
+                       norm=norm, norm_position=norm_position if norm is not None else None)
     mats = np.empty((samples, n, n)) if exact else None  # M_l = J_l^T per sample
     tmp = np.empty(shape)
     layer_sq = np.zeros(depth) if exact else None
@@ -223,11 +275,10 @@ def jacobian_spectrum(depth, width, *, activation="tanh", scheme=_UNSET, std=Non
                 np.multiply(tmp, d[s], out=mats[s])
         if exact:
             layer_sq[layer] = np.vdot(mats, mats) / (n * samples)
-    sv = None
     if exact:
-        sv = np.linalg.svd(mats, compute_uv=False)
-        lam = sv * sv
-        moments = np.array([np.mean(lam ** k) for k in range(1, 5)])
+        return _result(mats, layer_sq, bins, depth=depth, width=n, activation=activation,
+                       scheme=name, params=params, samples=samples, seed=seed, method=method,
+                       sigma_w=sw, sigma_b=sb, q_input=q_in, slope=slope)
     else:
         m1 = np.sum(probe * probe) / (n * probes * samples)
         for layer in range(depth - 1, -1, -1):  # J^T (J v), the weights drawn again
@@ -236,13 +287,71 @@ def jacobian_spectrum(depth, width, *, activation="tanh", scheme=_UNSET, std=Non
                 probe[s] = w @ (derivs[s, layer][:, None] * probe[s])
         m2 = np.sum(probe * probe) / (n * probes * samples)
         moments = np.array([m1, m2])
-    if sv is not None:
-        top = float(sv.max()) if np.isfinite(sv).all() and sv.max() > 0 else 1.0
-        hist, edges = np.histogram(sv, bins=bins, range=(0.0, top))
-    else:
-        hist, edges = np.zeros(bins, np.int64), np.linspace(0.0, 1.0, bins + 1)
     return JacobianSpectrum(
         depth=depth, width=n, activation=activation, scheme=name, params=params,
         samples=samples, seed=seed, method=method, sigma_w=sw, sigma_b=sb, q_input=q_in,
         mean_sq=float(moments[0]), var_sq=float(moments[1] - moments[0] ** 2), moments=moments,
-        hist=hist, bin_edges=edges, singular_values=sv, layer_mean_sq=layer_sq, slope=slope)
+        hist=np.zeros(bins, np.int64), bin_edges=np.linspace(0.0, 1.0, bins + 1),
+        layer_mean_sq=None, slope=slope)
+
+
+def _result(mats, layer_sq, bins, **fields):
+    """The JacobianSpectrum of the accumulated J^T matrices: SVD, moments, histogram."""
+    sv = np.linalg.svd(mats, compute_uv=False)
+    lam = sv * sv
+    moments = np.array([np.mean(lam ** k) for k in range(1, 5)])
+    top = float(sv.max()) if np.isfinite(sv).all() and sv.max() > 0 else 1.0
+    hist, edges = np.histogram(sv, bins=bins, range=(0.0, top))
+    return JacobianSpectrum(mean_sq=float(moments[0]), var_sq=float(moments[1] - moments[0] ** 2),
+                            moments=moments, hist=hist, bin_edges=edges, singular_values=sv,
+                            layer_mean_sq=layer_sq, **fields)
+
+
+def _normalise_rows(v, center):
+    """Rows of v normalised (LayerNorm with ``center``, else RMSNorm; no gain or bias) and
+    their scales s."""
+    c = v - v.mean(axis=1, keepdims=True) if center else v
+    s = np.sqrt(np.mean(c * c, axis=1) + R.NORM_EPS)
+    return c / s[:, None], s
+
+
+def _times_norm_jacobian(m, y, s, center):
+    """m J_N for the normalisation at a row with output y and scale s (J_N symmetric)."""
+    n = y.size
+    out = m - np.outer(m @ y, y) / n
+    if center:
+        out -= m.sum(axis=1, keepdims=True) / n
+    out /= s
+    return out
+
+
+def _residual_mats(h, blocks, bd, alpha, norm, position, draw, bias, code, slope):
+    """J^T of the residual network at each row of h (see the module docstring), and the mean
+    squared singular value after each block."""
+    samples, n = h.shape
+    center = norm == "layer"
+    pre, post = norm is not None and position == "pre", norm is not None and position == "post"
+    mats = np.broadcast_to(np.eye(n), (samples, n, n)).copy()
+    layer_sq = np.empty(blocks)
+    for block in range(blocks):
+        ws = [draw(block * bd + k) for k in range(bd)]
+        bs = [bias(block * bd + k) for k in range(bd)]
+        x, s_pre = _normalise_rows(h, center) if pre else (h, None)
+        z = x @ ws[0] + bs[0]
+        d = _phi(code, z, 1, slope)
+        f = _phi(code, z, 0, slope)
+        if bd == 2:
+            f = f @ ws[1] + bs[1]
+        u = h + alpha * f
+        h, s_post = _normalise_rows(u, center) if post else (u, None)
+        for i in range(samples):
+            m = mats[i]
+            t = (_times_norm_jacobian(m, x[i], s_pre[i], center) if pre else m) @ ws[0]
+            t *= d[i]
+            if bd == 2:
+                t = t @ ws[1]
+            t *= alpha
+            t += m
+            mats[i] = _times_norm_jacobian(t, h[i], s_post[i], center) if post else t
+        layer_sq[block] = np.vdot(mats, mats) / (n * samples)
+    return mats, layer_sq

@@ -195,3 +195,42 @@ def check_outputs(**paths):
 
 def json_text(obj, **kw):
     return json.dumps(obj, allow_nan=False, **kw) + "\n"
+
+
+def branch_scale_arg(text):
+    """A residual branch scale: a non-negative number or a named preset such as 1/sqrt(L)."""
+    from .._residual import BRANCH_SCALES
+
+    if text in BRANCH_SCALES:
+        return text
+    try:
+        return nonneg_float(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"expected a non-negative number or one of {', '.join(sorted(BRANCH_SCALES))}, got "
+            f"{text!r}") from None
+
+
+def add_residual_options(parser, several=False):
+    """--architecture, --branch-depth, --branch-scale, --norm, --norm-position (with
+    ``several``: the last three take several values, one run per combination)."""
+    many = dict(nargs="+") if several else {}
+    res = parser.add_argument_group(
+        "residual networks", "h_{l+1} = h_l + alpha F(h_l), F one or two dense layers"
+        + ("; the settings below take several values: one run per combination" if several
+           else ""))
+    res.add_argument("--architecture", default="mlp", choices=("mlp", "residual"),
+                     help="mlp (default) or residual")
+    res.add_argument("--branch-depth", type=positive_int, default=1, choices=(1, 2),
+                     help="layers per residual branch: 1 (phi(xW + b)) or 2 (phi(xW1 + b1) W2 + "
+                     "b2); default 1")
+    res.add_argument("--branch-scale", type=branch_scale_arg, default=[1.0] if several else 1.0,
+                     metavar="ALPHA", help="branch multiplier alpha: a number or 1/sqrt(L), "
+                     "1/sqrt(2L), 1/L (L = depth); default 1", **many)
+    res.add_argument("--norm", default=["none"] if several else "none",
+                     choices=("none", "layer", "rms"),
+                     help="normalisation without gain/bias: none (default), layer or rms", **many)
+    res.add_argument("--norm-position", default=["pre"] if several else "pre",
+                     choices=("pre", "post"),
+                     help="pre: h + alpha F(N(h)) (pre-LN); post: N(h + alpha F(h)); default pre",
+                     **many)

@@ -9,8 +9,9 @@ import sys
 import numpy as np
 
 from .. import initializers as _init
-from .common import (Outputs, bias_arg, check_outputs, import_plotting, json_text, key_value,
-                     nonneg_float, nonneg_int, positive_int, progress_option, want_progress)
+from .common import (Outputs, add_residual_options, bias_arg, check_outputs, import_plotting,
+                     json_text, key_value, nonneg_float, nonneg_int, positive_int,
+                     progress_option, want_progress)
 
 
 def add_parser(sub):
@@ -50,21 +51,7 @@ def add_parser(sub):
     s.add_argument("--backward", action="store_true",
                    help="also back-propagate a random cotangent and report the gradient's second "
                    "moment per layer")
-    res = s.add_argument_group(
-        "residual networks", "h_{l+1} = h_l + alpha F(h_l), F one or two dense layers; the "
-        "settings below take several values: one run per combination")
-    res.add_argument("--architecture", default="mlp", choices=("mlp", "residual"),
-                     help="mlp (default) or residual")
-    res.add_argument("--branch-depth", type=positive_int, default=1, choices=(1, 2),
-                     help="layers per residual branch: 1 (phi(xW + b)) or 2 (phi(xW1 + b1) W2 + "
-                     "b2); default 1")
-    res.add_argument("--branch-scale", nargs="+", type=_branch_scale, default=[1.0],
-                     metavar="ALPHA", help="branch multiplier alpha: a number or 1/sqrt(L), "
-                     "1/sqrt(2L), 1/L (L = depth); default 1")
-    res.add_argument("--norm", nargs="+", default=["none"], choices=("none", "layer", "rms"),
-                     help="normalisation without gain/bias: none (default), layer or rms")
-    res.add_argument("--norm-position", nargs="+", default=["pre"], choices=("pre", "post"),
-                     help="pre: h + alpha F(N(h)) (pre-LN); post: N(h + alpha F(h)); default pre")
+    add_residual_options(s, several=True)
     s.add_argument("--param", "-p", type=key_value, action="append", default=[], metavar="KEY=VALUE",
                    help="scheme parameter, e.g. -p scale=2.25 -p distribution=normal")
     s.add_argument("--plot", metavar="PATH", help="write the histogram figure (png, pdf, svg, ...)")
@@ -77,21 +64,6 @@ def add_parser(sub):
                    help="write a figure of q per layer: simulation vs mean-field prediction")
     progress_option(s)
     s.set_defaults(run=run)
-
-
-def _branch_scale(text):
-    from .._residual import BRANCH_SCALES
-
-    if text in BRANCH_SCALES:
-        return text
-    try:
-        return nonneg_float(text)
-    except Exception:
-        import argparse
-
-        raise argparse.ArgumentTypeError(
-            f"expected a non-negative number or one of {', '.join(sorted(BRANCH_SCALES))}, got "
-            f"{text!r}") from None
 
 
 def _residual_settings(args):

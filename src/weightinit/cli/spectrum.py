@@ -1,7 +1,9 @@
-"""``weightinit spectrum``: singular values of a deep MLP's input-output Jacobian vs theory."""
+"""``weightinit spectrum``: singular values of a deep MLP's (or residual network's)
+input-output Jacobian vs theory."""
 
-from .common import (Outputs, check_outputs, finite_float, import_plotting, json_text, key_value,
-                     nonneg_float, nonneg_int, positive_int)
+from .common import (Outputs, add_residual_options, check_outputs, finite_float,
+                     import_plotting, json_text, key_value, nonneg_float, nonneg_int,
+                     positive_int)
 
 
 def add_parser(sub):
@@ -11,7 +13,9 @@ def add_parser(sub):
         description="Exact singular values of J = D_L W_L^T ... D_1 W_1^T (float64 SVD of the "
         "accumulated product) at random inputs, their squared mean and variance beside the "
         "free-probability prediction (Pennington, Schoenholz & Ganguli 2017). --plot draws the "
-        "histogram with the theory density, --json writes every value.")
+        "histogram with the theory density, --json writes every value. With --architecture "
+        "residual: the residual blocks of `weightinit simulate`, against the mean-field mean "
+        "squared singular value.")
     s.add_argument("--activation", default="tanh", help="activation (default tanh)")
     how = s.add_mutually_exclusive_group()
     how.add_argument("--scheme", default=None, help="weight scheme (default glorot_normal)")
@@ -27,6 +31,7 @@ def add_parser(sub):
     s.add_argument("--method", default="exact", choices=("exact", "randomised"))
     s.add_argument("--slope", type=finite_float, default=0.01,
                    help="negative slope of leaky_relu (default 0.01)")
+    add_residual_options(s)
     s.add_argument("--plot", metavar="PATH", help="write the histogram figure (png, pdf, svg)")
     s.add_argument("--json", metavar="PATH", help="write the simulation and theory as JSON")
     s.set_defaults(run=run)
@@ -46,17 +51,38 @@ def run(args, stdout):
     fmt = plotting.check_path(args.plot) if args.plot else None
     kw = dict(std=args.std) if args.std is not None else dict(
         scheme=args.scheme or "glorot_normal", **params)
+    residual = args.architecture == "residual"
+    if residual:
+        kw.update(architecture="residual", branch_depth=args.branch_depth,
+                  branch_scale=args.branch_scale, norm=None if args.norm == "none" else args.norm,
+                  norm_position=args.norm_position)
+    elif (args.branch_depth, args.branch_scale, args.norm, args.norm_position) != (1, 1.0, "none",
+                                                                                   "pre"):
+        raise ValueError("--branch-depth, --branch-scale, --norm and --norm-position apply to "
+                         "residual networks only; add --architecture residual.")
     result = jacobian_spectrum(args.depth, args.width, activation=args.activation,
                                sigma_b=args.sigma_b, samples=args.samples, seed=args.seed,
                                bins=args.bins, method=args.method, slope=args.slope, **kw)
-    try:
-        theory = result.theory()
-    except ValueError as e:
-        theory = None
-        print(f"theory: not available ({e})", file=stdout)
-    lines = [("network", f"{result.activation}, {result.scheme}, depth {result.depth}, "
+    theory = mean_field = None
+    if residual:
+        from ..theory import propagate_residual
+
+        mean_field = propagate_residual(
+            result.activation, result.sigma_w, result.sigma_b, result.q_input, result.depth,
+            branch_scale=result.branch_scale, branch_depth=result.branch_depth,
+            norm=result.norm, norm_position=result.norm_position or "pre",
+            slope=result.slope)["grad_input"]
+    else:
+        try:
+            theory = result.theory()
+        except ValueError as e:
+            print(f"theory: not available ({e})", file=stdout)
+    block = f"{result.depth} residual blocks" if residual else f"depth {result.depth}"
+    lines = [("network", f"{result.activation}, {result.scheme}, {block}, "
               f"width {result.width}, sigma_w {result.sigma_w:.6g}, sigma_b {result.sigma_b:.6g}"),
              ("mean s^2", f"{result.mean_sq:.6g}"), ("var s^2", f"{result.var_sq:.6g}")]
+    if mean_field is not None:
+        lines.append(("mean-field mean s^2", f"{mean_field:.6g}   (theory.propagate_residual)"))
     if theory is not None:
         lines += [("theory mean s^2", f"{theory.mean_sq:.6g}   (chi1^L, chi1 = "
                    f"{theory.chi1:.6g})"), ("theory var s^2", f"{theory.var_sq:.6g}")]
@@ -70,8 +96,8 @@ def run(args, stdout):
     try:
         if args.json:
             outputs.text(json_text({"simulation": result.to_dict(),
-                                    "theory": None if theory is None else theory.to_dict()}),
-                         args.json)
+                                    "theory": None if theory is None else theory.to_dict(),
+                                    "mean_field_mean_sq": mean_field}), args.json)
         if args.plot:
             outputs.figure(plotting, plotting.jacobian_spectrum(result, theory), args.plot, fmt)
         outputs.publish()
