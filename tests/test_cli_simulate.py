@@ -437,7 +437,8 @@ TINY = {"samples": 40, "width": 12, "depth": 3, "deep_depth": 6, "relu_width": 1
         "theory_depth": 4, "theory_width": 16, "theory_samples": 20, "phase_resolution": 6,
         "lsuv_depth": 4, "lsuv_width": 12, "lsuv_samples": 50,
         "recipes_widths": [32, 64], "recipes_depth": 3, "recipes_depth_width": 32,
-        "residual_depth": 4, "residual_width": 16, "residual_samples": 20}
+        "residual_depth": 4, "residual_width": 16, "residual_samples": 20,
+        "spectrum_depth": 3, "spectrum_width": 8, "spectrum_samples": 2}
 
 
 @needs_mpl
@@ -451,11 +452,11 @@ def test_figures_writes_every_figure_and_numbers(tmp_path, monkeypatch):
     figs = numbers["figures"]
     assert list(figs) == [key for key, _ in cli.FIGURES]
     files = [f for entry in figs.values() for f in entry["files"]]
-    assert len(files) == len(set(files)) == 17
+    assert len(files) == len(set(files)) == 21
     assert sorted(os.listdir(out)) == sorted(files + ["numbers.json"])
     for name in files:
         assert (out / name).read_bytes()[:8] == PNG, name
-    assert f"wrote 18 files to {out}" in text
+    assert f"wrote 22 files to {out}" in text
     # The numbers behind the figures.
     classic = figs["sigmoid_classic"]["runs"]
     assert [r["settings"]["std"] for r in classic] == [1.0, 0.01]
@@ -480,6 +481,10 @@ def test_figures_writes_every_figure_and_numbers(tmp_path, monkeypatch):
                      architecture="residual", branch_depth=2, norm="layer",
                      norm_position="post", backward=True)
     assert residual[2]["layers"]["branch_ratio"] == pytest.approx(ref.branch_ratio, rel=1e-5)
+    spectra = figs["spectra"]["spectra"]
+    assert [(s["activation"], s["weights"]) for s in spectra] == [
+        ("tanh", "orthogonal"), ("tanh", "gaussian"), ("relu", "orthogonal"), ("relu", "gaussian")]
+    assert spectra[0]["theory_mean_sq"] == pytest.approx(1.0, rel=1e-9)  # chi1 = 1: chi1^L
     lsuv = [r for r in figs["lsuv"]["runs"] if r["scheme"] == "lsuv"]
     assert [r["activation"] for r in lsuv] == ["relu", "tanh", "selu"]
     for r in lsuv:  # LSUV's own batch: every layer within tol = 0.1 of variance 1

@@ -30,6 +30,9 @@ FIGURE_SIZES = {
     "residual_depth": 100,      # residual-network figures (blocks)
     "residual_width": 1024,
     "residual_samples": 256,
+    "spectrum_depth": 16,       # Jacobian spectra (docs/simulation.md section 13)
+    "spectrum_width": 256,
+    "spectrum_samples": 4,
     "lsuv_depth": 30,           # LSUV figure (docs/frameworks.md)
     "lsuv_width": 256,
     "lsuv_samples": 1024,

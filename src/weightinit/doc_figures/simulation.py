@@ -1,4 +1,6 @@
-"""Recipes of the figures of docs/simulation.md (sections 4 to 11), in the order of the doc."""
+"""Recipes of the figures of docs/simulation.md (sections 4 to 13), in the order of the doc."""
+
+import math
 
 import numpy as np
 
@@ -260,9 +262,40 @@ def _fig_residual(ctx):
             "1/sqrt(L).", "runs": out["norms"] + out["scaling"]}
 
 
+def _fig_spectra(ctx):
+    """docs/simulation.md section 13: Jacobian singular-value densities at criticality, tanh
+    (q* = 0.5) and ReLU (sigma_w^2 = 2), orthogonal against Gaussian weights, beside the
+    free-probability densities (Pennington, Schoenholz & Ganguli 2017, Fig. 3)."""
+    from .. import spectrum as SP
+    from .. import theory as T
+
+    sz, P = ctx.sizes, ctx.plotting
+    q = 0.5  # tanh: sigma_w, sigma_b with chi1 = 1 and fixed point q* = 0.5
+    sw_t = T.gaussian_expectation(lambda u: (1 - np.tanh(u) ** 2) ** 2, q) ** -0.5
+    sb_t = math.sqrt(q - sw_t**2 * T.gaussian_expectation(lambda u: np.tanh(u) ** 2, q))
+    n = sz["spectrum_width"]
+    cases = [("tanh", "orthogonal", sw_t, sb_t), ("tanh", "gaussian", sw_t, sb_t),
+             ("relu", "orthogonal", math.sqrt(2), 0.0), ("relu", "gaussian", math.sqrt(2), 0.0)]
+    files, numbers = [], []
+    for act, weights, sw, sb in cases:
+        kw = (dict(scheme="orthogonal", gain=sw) if weights == "orthogonal"
+              else dict(std=sw / math.sqrt(n)))
+        r = SP.jacobian_spectrum(sz["spectrum_depth"], n, activation=act, sigma_b=sb,
+                                 samples=sz["spectrum_samples"], seed=SEED, **kw)
+        th = r.theory()
+        files.append(ctx.save(f"spectrum_{act}_{weights}.png",
+                              P.jacobian_spectrum(r, th)))
+        numbers.append({"activation": act, "weights": weights, "sigma_w": sig(sw),
+                        "sigma_b": sig(sb), "mean_sq": sig(r.mean_sq), "var_sq": sig(r.var_sq),
+                        "theory_mean_sq": sig(th.mean_sq), "theory_var_sq": sig(th.var_sq),
+                        "largest": sig(r.singular_values.max())})
+    return {"files": files, "description": "Jacobian singular values (histogram) against the "
+            "free-probability density (line) at criticality.", "spectra": numbers}
+
+
 #: (key in numbers.json, recipe), in the order of docs/simulation.md.
 FIGURES = [("zeros_constant", _fig_zeros), ("sigmoid_classic", _fig_classic),
            ("xavier", _fig_xavier), ("relu_glorot_vs_he", _fig_relu),
            ("tanh_orthogonal_vs_glorot", _fig_orthogonal), ("selu_lecun", _fig_selu),
            ("one_layer", _fig_one_layer), ("tanh_theory", _fig_theory),
-           ("residual", _fig_residual)]
+           ("residual", _fig_residual), ("spectra", _fig_spectra)]
