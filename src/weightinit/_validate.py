@@ -248,3 +248,19 @@ def import_optional(module, extra, feature):
     except ImportError as e:
         raise ImportError(f"{feature} needs {module}, which is not installed. Install it with: "
                           f'pip install "weightinit[{extra}]"') from e
+
+
+#: Default of a ``scheme=`` argument that may be replaced by ``std=``.
+UNSET = object()
+
+
+def scheme_or_std(scheme, std):
+    """The scheme of a network given ``scheme`` or ``std`` (plain N(0, std^2) weights), exactly
+    one of them: ``"glorot_normal"`` when neither is given, None for ``std``."""
+    if scheme is UNSET:
+        scheme = "glorot_normal" if std is None else None
+    if (scheme is None) == (std is None):
+        raise ValueError(
+            "Give exactly one of `scheme` (a scheme name) and `std` (plain N(0, std^2) weights). "
+            f"Received scheme={scheme!r}, std={std!r}")
+    return scheme

@@ -209,7 +209,7 @@ class SimulationResult(JSONFields):
         return pd.DataFrame(columns)
 
 
-_UNSET = object()
+_UNSET = V.UNSET
 
 
 def _check_args(depth, width, widths, samples, input_dim, x, bins, activation, scheme, std,
@@ -246,12 +246,7 @@ def _check_args(depth, width, widths, samples, input_dim, x, bins, activation, s
     else:
         samples = V.check_int("samples", samples, low=1)
         input_dim = widths[0] if input_dim is None else V.check_int("input_dim", input_dim, low=1)
-    if scheme is _UNSET:
-        scheme = "glorot_normal" if std is None else None
-    if (scheme is None) == (std is None):
-        raise ValueError(
-            "Give exactly one of `scheme` (a scheme name) and `std` (plain N(0, std^2) weights). "
-            f"Received scheme={scheme!r}, std={std!r}")
+    scheme = V.scheme_or_std(scheme, std)
     if std is not None:
         V.check_real("std", std, nonnegative=True)
     else:

@@ -56,7 +56,7 @@ __all__ = ["JacobianSpectrum", "jacobian_spectrum"]
 
 ARCHITECTURES = ("mlp", "residual")
 METHODS = ("exact", "randomised")
-_UNSET = object()
+_UNSET = V.UNSET
 _PROBE = _COTANGENT  # the probe vectors of the randomised estimate
 
 
@@ -180,12 +180,7 @@ def jacobian_spectrum(depth, width, *, activation="tanh", scheme=_UNSET, std=Non
     seed = V.check_int("seed", seed, low=0)
     sb = V.check_real("sigma_b", sigma_b, nonnegative=True)
     slope = V.check_real("slope", slope)
-    if scheme is _UNSET:
-        scheme = "glorot_normal" if std is None else None
-    if (scheme is None) == (std is None):
-        raise ValueError(
-            "Give exactly one of `scheme` (a scheme name) and `std` (plain N(0, std^2) weights). "
-            f"Received scheme={scheme!r}, std={std!r}")
+    scheme = V.scheme_or_std(scheme, std)
     if x is not None:
         x = np.asarray(x)
         if x.dtype.kind not in "biuf":
