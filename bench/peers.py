@@ -12,7 +12,7 @@ numpy              ``default_rng(0)`` (PCG64) with ``out=``: ``random(dtype=, ou
                    (``standard_normal(out=a)``, then redraw the values outside until none remain:
                    NumPy has no truncated normal of its own)
 weightinit         ``weightinit.random.<dist>(a.shape, ..., seed=0, out=a)``, its own dispatch
-                   (serial build below ``weightinit.random._PARALLEL_MIN`` values)
+                   (serial build below ``weightinit.random.PARALLEL_FROM`` values)
 weightinit-serial  the same call with the serial build forced
 weightinit-par     the same call with the parallel build forced (only for the crossover bench)
 torch              ``torch.nn.init.uniform_/normal_/trunc_normal_(t, ..., generator=g)`` on
@@ -20,8 +20,8 @@ torch              ``torch.nn.init.uniform_/normal_/trunc_normal_(t, ..., genera
 =================  ===========================================================================
 
 Every peer draws the same distribution: U[0, 1), N(0, 1), N(0, 1) truncated to [-2, 2].
-Forcing a build patches the private threshold ``weightinit.random._PARALLEL_MIN`` for the
-duration of the call; nothing else in the package is touched.
+Forcing a build patches the thresholds ``weightinit.random.PARALLEL_FROM`` and
+``_PARALLEL_MIN`` for the duration of the call; nothing else in the package is touched.
 """
 
 import json
@@ -42,7 +42,7 @@ LIBS = ("ndarray.fill", "numpy", "weightinit-serial", "weightinit", "torch")
 SWEEP = (10**3, 10**5, 10**7)
 TARGET_N = 2**26
 TRUNC = (-2.0, 2.0)
-_ALWAYS, _NEVER = 0, 1 << 62  # values of _PARALLEL_MIN that force the parallel / serial build
+_ALWAYS, _NEVER = 0, 1 << 62  # thresholds that force the parallel / serial build
 
 
 def cpu():
@@ -75,12 +75,14 @@ def import_torch():
 @contextmanager
 def forced_build(build):
     """Within the block weightinit uses the ``"serial"`` or ``"parallel"`` build at every size."""
-    old = R._PARALLEL_MIN
+    old, table = R._PARALLEL_MIN, dict(R.PARALLEL_FROM)
     R._PARALLEL_MIN = {"serial": _NEVER, "parallel": _ALWAYS}[build]
+    R.PARALLEL_FROM.update({k: R._PARALLEL_MIN for k in table})
     try:
         yield
     finally:
         R._PARALLEL_MIN = old
+        R.PARALLEL_FROM.update(table)
 
 
 def _weightinit(dist, a, tail=False):

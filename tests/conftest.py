@@ -11,7 +11,11 @@ import os
 import numpy as np
 import pytest
 
+from weightinit import random as _random
 from weightinit.random import philox4x32
+
+#: The thresholds the package ships (before the autouse fixture below pins them).
+SHIPPED_PARALLEL_FROM = dict(_random.PARALLEL_FROM)
 
 #: Distribution codes in the counter's last word (``stream << 2 | kind``), as documented in
 #: weightinit/random.py.
@@ -33,6 +37,17 @@ def slow_scale():
 def slow_sample_size(base=10**8, minimum=10**5):
     """``base`` samples scaled by WEIGHTINIT_SLOW_SCALE, never fewer than ``minimum``."""
     return max(minimum, int(round(base * slow_scale())))
+
+
+@pytest.fixture(autouse=True)
+def parallel_from_2_16(monkeypatch):
+    """Every test runs with the parallel fill build from 2**16 values for every distribution
+    and dtype, the size the tests' "parallel" cases are written for. The shipped thresholds
+    (``weightinit.random.PARALLEL_FROM``, up to 2**20) only decide speed; values never depend
+    on the build, and ``test_random.py`` checks the shipped table itself."""
+    from weightinit import random as R
+
+    monkeypatch.setattr(R, "PARALLEL_FROM", {k: 1 << 16 for k in R.PARALLEL_FROM})
 
 
 @pytest.fixture

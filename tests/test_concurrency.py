@@ -25,7 +25,7 @@ from weightinit import random as R
 from weightinit import theory as T
 
 THREADS = 8
-PAR = 1 << 16  # from this size the parallel kernels run (weightinit.random._PARALLEL_MIN)
+PAR = 1 << 16  # from this size the parallel kernels run (pinned for the tests in conftest.py)
 TIMEOUT = 240.0
 
 

@@ -19,7 +19,7 @@ import weightinit as W
 from weightinit import random as R
 
 DTYPES = [np.float32, np.float64]
-PAR = 1 << 16  # weightinit.random._PARALLEL_MIN: from this size the parallel kernel runs
+PAR = 1 << 16  # from this size the parallel kernel runs (pinned for the tests in conftest.py)
 
 # (name, function, positional params) covering every kernel: uniform, normal, the central
 # truncated-normal branch ([-2, 2]), the tail branch (infinite bounds) and a mirrored interval.
@@ -151,14 +151,41 @@ def test_every_prefix_equals_the_whole(name, fn, params, dtype):
             fn(700 - n, *params, seed=21, dtype=dtype, offset=n), whole[n:])
 
 
+def test_shipped_thresholds_pick_the_build(monkeypatch):
+    # The measured break-even points (bench/threshold.py): one value below a threshold takes the
+    # serial build, the threshold itself the parallel one; inside serial() always the serial.
+    from conftest import SHIPPED_PARALLEL_FROM
+    from weightinit.kernels import fill as K
+
+    assert set(SHIPPED_PARALLEL_FROM) == {(k, d) for k in ("uniform", "normal",
+                                                            "truncated_normal")
+                                          for d in ("float32", "float64")}
+    monkeypatch.setattr(R, "PARALLEL_FROM", SHIPPED_PARALLEL_FROM)
+    builds = []
+
+    class Spy(dict):
+        def __getitem__(self, key):
+            builds.append(key[2])
+            return dict.__getitem__(self, key)
+
+    monkeypatch.setattr(K, "KERNELS", Spy(K.KERNELS))
+    for (kind, dtype), n in SHIPPED_PARALLEL_FROM.items():
+        for size, want in ((n - 1, False), (n, True)):
+            getattr(R, kind)(size, seed=1, dtype=dtype)
+            assert builds[-1] is want, (kind, dtype, size)
+        with R.serial():
+            getattr(R, kind)(n, seed=1, dtype=dtype)
+        assert builds[-1] is False
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name, fn, params", DISTS, ids=DIST_IDS)
 def test_serial_and_parallel_kernels_agree(name, fn, params, dtype, monkeypatch):
     # Force every size through one kernel, then the other (the threshold is read per call).
     sizes_offsets = [(1, 0), (3, 1), (5, 2), (4, 4), (9, 3), (1000, 7), (PAR + 3, 5)]
-    monkeypatch.setattr(R, "_PARALLEL_MIN", 1 << 62)
+    monkeypatch.setattr(R, "PARALLEL_FROM", {k: 1 << 62 for k in R.PARALLEL_FROM})
     serial = [fn(n, *params, seed=17, dtype=dtype, offset=o) for n, o in sizes_offsets]
-    monkeypatch.setattr(R, "_PARALLEL_MIN", 1)
+    monkeypatch.setattr(R, "PARALLEL_FROM", {k: 1 for k in R.PARALLEL_FROM})
     parallel = [fn(n, *params, seed=17, dtype=dtype, offset=o) for n, o in sizes_offsets]
     for (n, o), a, b in zip(sizes_offsets, serial, parallel):
         assert a.tobytes() == b.tobytes(), (n, o)

@@ -34,7 +34,15 @@ __all__ = ["Generator", "philox4x32", "uniform", "normal", "truncated_normal", "
 SEED_BITS = 64
 _STREAMS = 1 << 30  # stream ids fit in 30 bits beside the 2-bit kind
 _DRAWS = 1 << 32
-_PARALLEL_MIN = 1 << 16  # below this a serial kernel wins (a parallel launch costs ~ms)
+#: From how many values a fill takes the parallel build, per (distribution, dtype): the
+#: break-even points of the serial and parallel builds measured by ``bench/threshold.py``
+#: (docs/performance.md section 6; a parallel launch on Numba's workqueue layer costs 0.1-0.3
+#: ms, which the float32 kernels need a few hundred thousand values to repay). Values do not
+#: depend on the build.
+PARALLEL_FROM = {("uniform", "float32"): 1 << 20, ("normal", "float32"): 1 << 19,
+                 ("truncated_normal", "float32"): 1 << 19, ("uniform", "float64"): 1 << 19,
+                 ("normal", "float64"): 1 << 15, ("truncated_normal", "float64"): 1 << 15}
+_PARALLEL_MIN = 1 << 16  # the other parallel kernels (raw words, normal PIT): not measured
 _KIND = {"uniform": 0, "normal": 1, "truncated_normal": 2}
 _LAYOUTS = ("torch", "keras", "jax")
 
@@ -242,7 +250,8 @@ def _fill(kind, shape, params, *, key, stream, draw, offset, dtype, out, layout,
         return out
     base, counts, strides, run = V.region_runs(shape, starts, sizes)
     flat = out.reshape(-1)  # a view: out is C-contiguous
-    parallel = out.size >= _PARALLEL_MIN and not getattr(_serial, "on", False)
+    parallel = (out.size >= PARALLEL_FROM.get((kind, dtype.name), _PARALLEL_MIN)
+                and not getattr(_serial, "on", False))
     s1 = np.uint64((stream << 2) | _KIND[kind])
     with LOCK if parallel else nullcontext():
         _k.KERNELS[code, dtype.name, parallel](
