@@ -425,7 +425,7 @@ def rezero(role, *, layer=None, n_layers=None, width=None, shape=None):
     0; all other parameters keep their default initialisation.
 
     Source: Bachlechner et al., "ReZero is All You Need" (2020); majumderb/rezero
-    ``rezero/transformer.py`` (``resweight = nn.Parameter(torch.Tensor([0]))``).
+    ``rezero/transformer/rztx.py`` (``self.resweight = nn.Parameter(torch.zeros((1,)))``).
     """
     return _ZERO if role == "residual_gate" else _KEEP
 
