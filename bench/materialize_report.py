@@ -2,6 +2,7 @@
 PyTorch's own path (``to_empty`` + every module's ``reset_parameters``), time and peak memory.
 
     python bench/materialize_report.py [--size 1b|small] [--ranks 2] [--repeat 3]
+        [--no-warm-memory]
 
 Each measurement runs in a fresh process (peak RSS is per process), after a warm-up on a tiny
 model (Numba cache load, PyTorch's first calls). Reported per run: seconds, parameters per
@@ -116,12 +117,31 @@ def run(mode, cfg, ranks=1, threads=None):
             return json.load(f)
 
 
+def params_of(cfg):
+    """Parameter count of the Llama-like model of ``cfg`` (embedding, 4 attention and 3 MLP
+    matrices and 2 norms per layer, final norm, untied output)."""
+    d, h, v, n = cfg["dim"], cfg["hidden"], cfg["vocab"], cfg["n_layers"]
+    return 2 * v * d + n * (4 * d * d + 3 * d * h + 2 * d) + d
+
+
+def warm_memory(nbytes):
+    """Touch ``nbytes`` in a throw-away process, right before each measured one. On a virtual
+    machine whose memory the host provides on first touch and takes back some time after the
+    guest frees it (the AMD EPYC host here: a 1 GiB fill of cold memory 1.65 s, of warm memory
+    0.11 s), a measurement would otherwise time the host's memory provisioning, and which path
+    happened to find warm memory would decide the ratio."""
+    subprocess.run([sys.executable, "-c", f"import numpy as np; np.ones({nbytes // 4}, "
+                    "np.float32)"], check=True)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", choices=sorted(SIZES), default="1b")
     ap.add_argument("--ranks", type=int, default=2, help="also run weightinit on this many "
                     "processes under FSDP2 (1: skip)")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--no-warm-memory", action="store_true",
+                    help="skip touching twice the model's bytes in a throw-away process first")
     args = ap.parse_args(argv)
     sys.path.insert(0, HERE)
     import peers
@@ -135,17 +155,23 @@ def main(argv=None):
           f"{'torch RSS+/bytes':>16}" + (f" {'1-thread s':>10} {'rank0 s':>8} "
                                          f"{'rank0 RSS+/bytes(all)':>21}"
                                          if args.ranks > 1 else ""))
+    def measure(*a, **kw):
+        if not args.no_warm_memory:
+            warm_memory(2 * 4 * params_of(cfg))
+        return run(*a, **kw)
+
     for i in range(args.repeat):
-        w = run("weightinit", cfg)
-        t = run("torch", cfg)
+        w = measure("weightinit", cfg)
+        t = measure("torch", cfg)
         nbytes = w["params"] * 4
         line = (f"{i:>4} {w['params'] / 1e9:>7.3f}B {w['seconds']:>12.2f} {t['seconds']:>8.2f} "
                 f"{t['seconds'] / w['seconds']:>6.2f} {w['params'] / w['seconds'] / 1e6:>11.0f} "
                 f"{w['raw']['uniform'] / 1e9:>8.2f}/{w['raw']['normal'] / 1e9:<8.2f} "
                 f"{w['peak_increase'] / nbytes:>13.3f} {t['peak_increase'] / nbytes:>16.3f}")
         if args.ranks > 1:
-            one = run("weightinit", cfg, threads=max(1, (os.cpu_count() or 1) // args.ranks))
-            r = run("weightinit", cfg, args.ranks)
+            one = measure("weightinit", cfg,
+                          threads=max(1, (os.cpu_count() or 1) // args.ranks))
+            r = measure("weightinit", cfg, args.ranks)
             line += (f" {one['seconds']:>10.2f} {r['seconds']:>8.2f} "
                      f"{r['peak_increase'] / nbytes:>21.3f}")
         print(line, flush=True)
