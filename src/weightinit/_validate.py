@@ -250,6 +250,21 @@ def import_optional(module, extra, feature):
                           f'pip install "weightinit[{extra}]"') from e
 
 
+def check_per_layer(name, value, n, unit="layer"):
+    """A non-negative finite real ``value`` for each of ``n`` layers: one scalar for all, or a
+    1-D sequence of length ``n`` (each entry checked as ``name[i]``). Returns a list of floats."""
+    if isinstance(value, numbers.Real) or np.ndim(value) == 0:
+        if isinstance(value, np.ndarray):
+            value = value.item()
+        return [check_real(name, value, nonnegative=True)] * n
+    arr = np.asarray(value)
+    if arr.ndim != 1 or arr.size != n:
+        raise ValueError(f"`{name}` must be a scalar or have one entry per {unit} (length {n}). "
+                         f"Received an array of shape {arr.shape}")
+    return [check_real(f"{name}[{i}]", v.item() if hasattr(v, "item") else v, nonnegative=True)
+            for i, v in enumerate(arr)]
+
+
 #: Default of a ``scheme=`` argument that may be replaced by ``std=``.
 UNSET = object()
 

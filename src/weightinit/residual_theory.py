@@ -59,11 +59,10 @@ References
 """
 
 import math
-import numbers
 
 import numpy as np
 
-from ._validate import check_choice, check_int, check_real
+from ._validate import check_choice, check_int, check_per_layer, check_real
 from .kernels.activations import CODES
 from .quadrature import _nodes_u, _phi
 
@@ -90,16 +89,6 @@ def _normalised(norm, q, m, eps):
         return q / (q + eps), m / math.sqrt(q + eps), 1.0 / (q + eps)
     s = max(q - m * m, 0.0)
     return s / (s + eps), 0.0, 1.0 / (s + eps)
-
-
-def _per_block(name, value, blocks):
-    if isinstance(value, numbers.Real) or np.ndim(value) == 0:
-        return [check_real(name, float(value), nonnegative=True)] * blocks
-    arr = np.asarray(value, dtype=np.float64)
-    if arr.ndim != 1 or arr.size != blocks:
-        raise ValueError(f"`{name}` must be a scalar or have one entry per block (length "
-                         f"{blocks}). Received an array of shape {arr.shape}")
-    return [check_real(f"{name}[{i}]", float(v), nonnegative=True) for i, v in enumerate(arr)]
 
 
 def propagate_residual(activation, sigma_w, sigma_b, q_input, blocks, *, branch_scale=1.0,
@@ -151,7 +140,7 @@ def propagate_residual(activation, sigma_w, sigma_b, q_input, blocks, *, branch_
     """
     code = CODES[check_choice("activation", activation, CODES)]
     blocks = check_int("blocks", blocks, low=1)
-    sws = _per_block("sigma_w", sigma_w, blocks)
+    sws = check_per_layer("sigma_w", sigma_w, blocks, unit="block")
     sb2 = check_real("sigma_b", sigma_b, nonnegative=True) ** 2
     q = check_real("q_input", q_input, positive=True)
     m = check_real("mean_input", mean_input)
@@ -162,8 +151,8 @@ def propagate_residual(activation, sigma_w, sigma_b, q_input, blocks, *, branch_
     check_choice("norm_position", norm_position, ("pre", "post"))
     eps = check_real("eps", eps, nonnegative=True)
     slope = check_real("slope", slope)
-    pre, post = norm is not None and norm_position == "pre", norm is not None and norm_position \
-        == "post"
+    pre = norm is not None and norm_position == "pre"
+    post = norm is not None and norm_position == "post"
 
     out = {k: np.full(blocks, math.nan) for k in ("q", "mean", "branch_q", "branch_ratio")}
     gain = np.full(blocks, math.nan)  # r_in / r_out of each block

@@ -39,7 +39,7 @@ import numbers
 
 import numpy as np
 
-from ._validate import check_choice, check_int, check_real
+from ._validate import check_choice, check_int, check_per_layer, check_real
 from .kernels.activations import CODES
 from .quadrature import (_INV_SQRT_2PI, _check_c, _expect_pair, _nodes_u, _phi, _q_array,
                          _scalar_or_array, gaussian_expectation, gaussian_expectation_2d)
@@ -728,17 +728,7 @@ def propagate(activation, sigma_w, sigma_b, q_input, depth, *, slope=0.01):
     """
     code = _code(activation)
     depth = check_int("depth", depth, low=1)
-    if isinstance(sigma_w, numbers.Real) or np.ndim(sigma_w) == 0:
-        if isinstance(sigma_w, np.ndarray):
-            sigma_w = sigma_w.item()
-        sws = [check_real("sigma_w", sigma_w, nonnegative=True)] * depth
-    else:
-        arr = np.asarray(sigma_w)
-        if arr.ndim != 1 or arr.size != depth:
-            raise ValueError(f"`sigma_w` must be a scalar or have one entry per layer (length "
-                             f"{depth}). Received an array of shape {arr.shape}")
-        sws = [check_real(f"sigma_w[{i}]", v.item() if hasattr(v, "item") else v,
-                          nonnegative=True) for i, v in enumerate(arr)]
+    sws = check_per_layer("sigma_w", sigma_w, depth)
     sb = check_real("sigma_b", sigma_b, nonnegative=True)
     q_in = check_real("q_input", q_input, positive=True)
     slope = check_real("slope", slope)
