@@ -214,8 +214,11 @@ def test_residual_mean_squared_singular_value_matches_mean_field(norm, pos, tol)
     th = propagate_residual("tanh", 1.0, 0.0, r.q_input, 20, branch_depth=2, norm=norm,
                             norm_position=pos)
     assert r.mean_sq == pytest.approx(th["grad_input"], rel=tol)
-    with pytest.raises(ValueError, match="propagate_residual"):
+    assert r.mean_field_mean_sq() == th["grad_input"]
+    with pytest.raises(ValueError, match="mean_field_mean_sq"):
         r.theory()
+    with pytest.raises(ValueError, match="architecture='residual'"):
+        W.jacobian_spectrum(3, 8).mean_field_mean_sq()
 
 
 @pytest.mark.parametrize("kw, match", [

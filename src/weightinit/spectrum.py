@@ -103,6 +103,20 @@ class JacobianSpectrum(JSONFields):
     norm: Optional[str] = None
     norm_position: Optional[str] = None
 
+    def mean_field_mean_sq(self):
+        """Mean-field :math:`\\mathrm{tr}(JJ^\\top)/n` of this residual network at its inputs'
+        mean square: :func:`weightinit.theory.propagate_residual`'s ``grad_input`` (the
+        product of the per-block backward gains)."""
+        from .residual_theory import propagate_residual
+
+        if self.architecture != "residual":
+            raise ValueError("mean_field_mean_sq() is for architecture='residual'; an MLP's "
+                             "prediction is theory().mean_sq (chi1^L).")
+        return propagate_residual(
+            self.activation, self.sigma_w, self.sigma_b, self.q_input, self.depth,
+            branch_scale=self.branch_scale, branch_depth=self.branch_depth, norm=self.norm,
+            norm_position=self.norm_position or "pre", slope=self.slope)["grad_input"]
+
     def theory(self, **kw):
         """The free-probability prediction for this network
         (:func:`weightinit.theory.jacobian_spectrum`; orthogonal weights for the ``orthogonal``
@@ -112,8 +126,8 @@ class JacobianSpectrum(JSONFields):
         if self.architecture != "mlp":
             raise ValueError(
                 "The free-probability prediction covers the plain MLP only. For a residual "
-                "network the mean-field mean squared singular value is "
-                "weightinit.theory.propagate_residual(...)['grad_input'].")
+                "network, mean_field_mean_sq() gives the mean-field mean squared singular "
+                "value (weightinit.theory.propagate_residual's grad_input).")
         weights = "orthogonal" if self.scheme == "orthogonal" else "gaussian"
         return theory_spectrum(self.depth, activation=self.activation, weights=weights,
                                sigma_w=self.sigma_w, sigma_b=self.sigma_b, slope=self.slope,

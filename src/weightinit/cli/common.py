@@ -7,6 +7,7 @@ Every output file is written to a temporary file beside it and renamed into plac
 
 import argparse
 import importlib
+import itertools
 import json
 import math
 import os
@@ -234,3 +235,26 @@ def add_residual_options(parser, several=False):
                      choices=("pre", "post"),
                      help="pre: h + alpha F(N(h)) (pre-LN); post: N(h + alpha F(h)); default pre",
                      **many)
+
+
+def residual_settings(args):
+    """The ``simulate``/``jacobian_spectrum`` keywords of every residual setting the options of
+    :func:`add_residual_options` ask for, one per distinct combination ([{}] for an MLP; a
+    setting without a norm has no position, so ``none`` with ``pre`` and ``post`` is one)."""
+    def values(v):
+        return v if isinstance(v, list) else [v]
+
+    scales, norms, positions = (values(v) for v in (args.branch_scale, args.norm,
+                                                    args.norm_position))
+    if args.architecture == "mlp":
+        given = [o for o, v, d in (("--branch-depth", args.branch_depth, 1),
+                                   ("--branch-scale", scales, [1.0]), ("--norm", norms, ["none"]),
+                                   ("--norm-position", positions, ["pre"])) if v != d]
+        if given:
+            raise ValueError(f"{', '.join(given)} apply to residual networks only; add "
+                             "--architecture residual.")
+        return [{}]
+    settings = dict.fromkeys((n, "pre" if n == "none" else p, a)
+                             for n, p, a in itertools.product(norms, positions, scales))
+    return [dict(architecture="residual", branch_depth=args.branch_depth, branch_scale=a,
+                 norm=None if n == "none" else n, norm_position=p) for n, p, a in settings]

@@ -11,7 +11,7 @@ import numpy as np
 from .. import initializers as _init
 from .common import (Outputs, add_residual_options, bias_arg, check_outputs, import_plotting,
                      json_text, key_value, nonneg_float, nonneg_int, positive_int,
-                     progress_option, want_progress)
+                     progress_option, residual_settings, want_progress)
 
 
 def add_parser(sub):
@@ -66,25 +66,6 @@ def add_parser(sub):
     s.set_defaults(run=run)
 
 
-def _residual_settings(args):
-    """simulate() keywords of every residual setting asked for ([{}] for an MLP)."""
-    if args.architecture == "mlp":
-        given = [o for o, v, d in (("--branch-depth", args.branch_depth, 1),
-                                   ("--branch-scale", args.branch_scale, [1.0]),
-                                   ("--norm", args.norm, ["none"]),
-                                   ("--norm-position", args.norm_position, ["pre"])) if v != d]
-        if given:
-            raise ValueError(f"{', '.join(given)} apply to residual networks only; add "
-                             "--architecture residual.")
-        return [{}]
-    return [dict(architecture="residual", branch_depth=args.branch_depth, branch_scale=a,
-                 norm=None if n == "none" else n, norm_position=p)
-            for n, p, a in itertools.product(dict.fromkeys(args.norm),
-                                             dict.fromkeys(args.norm_position),
-                                             dict.fromkeys(args.branch_scale))
-            if not (n == "none" and p == "post")]
-
-
 def _resolve_widths(args):
     if args.widths is not None:
         if args.width is not None:
@@ -109,7 +90,7 @@ def run(args, stdout):
     runs = []  # simulate() keyword arguments, one dict per row of the figure
     constant = []
     for value, residual in itertools.product(args.std if args.std is not None else args.scheme,
-                                             _residual_settings(args)):
+                                             residual_settings(args)):
         kw = dict(activation=args.activation, widths=widths, samples=args.samples,
                   input_dim=args.input_dim, bias=args.bias, bias_std=args.bias_std,
                   seed=args.seed, dtype=args.dtype, bins=args.bins, backward=args.backward,

@@ -3,7 +3,7 @@ input-output Jacobian vs theory."""
 
 from .common import (Outputs, add_residual_options, check_outputs, finite_float,
                      import_plotting, json_text, key_value, nonneg_float, nonneg_int,
-                     positive_int)
+                     positive_int, residual_settings)
 
 
 def add_parser(sub):
@@ -51,27 +51,14 @@ def run(args, stdout):
     fmt = plotting.check_path(args.plot) if args.plot else None
     kw = dict(std=args.std) if args.std is not None else dict(
         scheme=args.scheme or "glorot_normal", **params)
+    kw.update(residual_settings(args)[0])  # single-valued options: one setting
     residual = args.architecture == "residual"
-    if residual:
-        kw.update(architecture="residual", branch_depth=args.branch_depth,
-                  branch_scale=args.branch_scale, norm=None if args.norm == "none" else args.norm,
-                  norm_position=args.norm_position)
-    elif (args.branch_depth, args.branch_scale, args.norm, args.norm_position) != (1, 1.0, "none",
-                                                                                   "pre"):
-        raise ValueError("--branch-depth, --branch-scale, --norm and --norm-position apply to "
-                         "residual networks only; add --architecture residual.")
     result = jacobian_spectrum(args.depth, args.width, activation=args.activation,
                                sigma_b=args.sigma_b, samples=args.samples, seed=args.seed,
                                bins=args.bins, method=args.method, slope=args.slope, **kw)
     theory = mean_field = None
     if residual:
-        from ..theory import propagate_residual
-
-        mean_field = propagate_residual(
-            result.activation, result.sigma_w, result.sigma_b, result.q_input, result.depth,
-            branch_scale=result.branch_scale, branch_depth=result.branch_depth,
-            norm=result.norm, norm_position=result.norm_position or "pre",
-            slope=result.slope)["grad_input"]
+        mean_field = result.mean_field_mean_sq()
     else:
         try:
             theory = result.theory()
