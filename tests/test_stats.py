@@ -1146,18 +1146,146 @@ def test_float32_normal_matches_float64_box_muller(words, offset):
 @pytest.mark.parametrize("offset", OFFSETS)
 def test_float64_normal_matches_box_muller(words, offset):
     # float64 block b gives elements 2b, 2b+1: words (0, 1) -> 53-bit radius uniform
-    # u1 = (bits + 1) 2^-53, words (2, 3) -> 53-bit angle; bits = (hi << 21) | (lo >> 11).
+    # u1 = (bits + 1) 2^-53, words (2, 3) -> the angle 2 pi bits / 2^53; bits = (hi << 21) |
+    # (lo >> 11). The reference computes in extended precision (x86 long double, 64-bit
+    # mantissa), so its own error (about 2^-63 relative) is negligible.
+    if np.finfo(np.longdouble).nmant < 63:
+        pytest.skip("needs an extended-precision long double")
     n_blocks = 1 << 16
     w = words(SEED, "normal", np.arange(offset // 2, offset // 2 + n_blocks))
     b53 = lambda hi, lo: (hi << np.uint64(21)) | (lo >> np.uint64(11))  # noqa: E731
-    u1 = (b53(w[:, 0], w[:, 1]) + np.uint64(1)).astype(np.float64) * 2.0**-53
-    t = b53(w[:, 2], w[:, 3]).astype(np.float64) * (2 * np.pi / 2.0**53)
+    ld = np.longdouble
+    u1 = (b53(w[:, 0], w[:, 1]) + np.uint64(1)).astype(ld) * ld(2.0**-53)
+    # The angle as q quarter turns plus x, |x| <= pi/4 (integers, so exact), so that cos and sin
+    # keep their relative accuracy near their zeros.
+    k = b53(w[:, 2], w[:, 3]).astype(np.int64)
+    q = (k + 2**50) >> 51
+    x = (k - (q << 51)).astype(ld) * (2 * ld("3.14159265358979323846264338327950288")) * ld(2.0**-53)
+    cx, sx = np.cos(x), np.sin(x)
+    cos_t = np.choose(q % 4, [cx, -sx, -cx, sx])
+    sin_t = np.choose(q % 4, [sx, cx, -sx, -cx])
     r = np.sqrt(-2 * np.log(u1))
-    ref = np.stack([r * np.cos(t), r * np.sin(t)], axis=1).ravel()
+    ref = np.stack([r * cos_t, r * sin_t], axis=1).ravel()
     got = R.normal(2 * n_blocks, seed=SEED, offset=offset, dtype=np.float64)
-    # libm log/sqrt/cos/sin are within 1 ulp each: 16 ulp (3.6e-15) relative is generous.
-    err = np.abs(got - ref) / np.maximum(1.0, np.abs(ref))
-    assert err.max() < 16 * 2.0**-52, err.max()
+    # Relative error budget (eps = 2^-52, 1 ulp <= eps |v|): log < 1 ulp (its relative error
+    # carries through -2 log u and is halved by sqrt, which adds 1/2 ulp), cos/sin < 1 ulp
+    # relative even near their zeros (the angle is reduced exactly), the product 1/2 ulp: about
+    # 2.5 eps in all, so 4 eps. Measured 1.5 eps.
+    err = np.abs((got - ref) / ref).astype(np.float64)
+    assert err.max() < 4 * 2.0**-52, err.max() / 2.0**-52
+
+
+def test_float64_math_within_one_ulp_of_mpmath():
+    # The float64 normal's own log and cos/sin (kernels/fill.py) against mpmath at 40 digits,
+    # on the arguments the generator passes them: u = m 2^-53 (m in [1, 2^53], spread over all
+    # exponents, and the ends) and angles 2 pi k / 2^53 (random, and around every quarter turn,
+    # where the reduction matters; cos/sin of an exact quarter turn must be exactly 0 or +-1).
+    # fdlibm states < 1 ulp for both; measured 0.75 ulp.
+    mpmath = pytest.importorskip("mpmath")
+    from numba import njit
+
+    from weightinit.kernels.fill import cos_sin_turn53, log_f64
+
+    @njit
+    def both(u, k):
+        lg, c, s = np.empty(u.size), np.empty(k.size), np.empty(k.size)
+        for i in range(u.size):
+            lg[i] = log_f64(u[i])
+        for i in range(k.size):
+            c[i], s[i] = cos_sin_turn53(k[i])
+        return lg, c, s
+
+    rng = np.random.default_rng(5)
+    n = 1500
+    m = np.concatenate([
+        rng.integers(1, 2**53 + 1, n, dtype=np.uint64), np.arange(1, 64, dtype=np.uint64),
+        np.uint64(2**53) - np.arange(64, dtype=np.uint64),
+        (rng.integers(1, 2**53, n, dtype=np.uint64) >> rng.integers(0, 53, n).astype(np.uint64))
+        + np.uint64(1)])
+    quarter = [j * 2**51 + d for j in range(5) for d in range(-20, 21) if 0 <= j * 2**51 + d < 2**53]
+    k = np.concatenate([rng.integers(0, 2**53, n, dtype=np.uint64), np.array(quarter, np.uint64)])
+    lg, c, s = both(m.astype(np.float64) * 2.0**-53, k)
+    mpmath.mp.dps = 40
+
+    def ulps(got, exact):
+        if abs(exact) < mpmath.mpf(2) ** -1100:  # an exact zero (log 1, cos/sin of a quarter turn)
+            return 0.0 if got == 0 else math.inf
+        return float(abs(mpmath.mpf(got) - exact) / np.spacing(abs(float(exact))))
+
+    worst = {"log": max(ulps(g, mpmath.log(mpmath.mpf(int(v)) / 2**53)) for g, v in zip(lg, m))}
+    for name, fn, got in (("cos", mpmath.cos, c), ("sin", mpmath.sin, s)):
+        # mpmath's pi at 40 digits leaves cos(pi/2) ~ 1e-41: exact zeros are recognised by k
+        vals = []
+        for g, kk in zip(got, k):
+            kk = int(kk)
+            if kk % 2**51 == 0 and (name == "cos") == (kk // 2**51 % 2 == 1):
+                vals.append(0.0 if g == 0 else math.inf)
+            else:
+                vals.append(ulps(g, fn(2 * mpmath.pi * kk / 2**53)))
+        worst[name] = max(vals)
+    assert all(v < 1.0 for v in worst.values()), worst
+
+
+def test_float64_quantile_against_mpmath():
+    # kernels/fill.ndtri_f64 (AS 241) against mpmath: the central form (|q| <= 0.4773, the +-2
+    # sigma truncation), the general form on the same q, and the lower tail p = 10^-x down to
+    # 1e-307 (mpmath at 340 digits there, so that 1 - 2p keeps p's digits). Wichura states about
+    # 1e-16 relative; evaluated in float64 the measured maximum is 4.5 ulp (uniform over the
+    # regions), so the bound is 6 ulp.
+    mpmath = pytest.importorskip("mpmath")
+    from numba import njit
+
+    from weightinit.kernels.fill import ndtri_f64
+
+    @njit
+    def quantiles(q, m):
+        central, general = np.empty(q.size), np.empty(q.size)
+        for i in range(q.size):
+            central[i] = ndtri_f64(q[i], m[i], True)
+            general[i] = ndtri_f64(q[i], m[i], False)
+        return central, general
+
+    rng = np.random.default_rng(3)
+    q = np.concatenate([rng.uniform(-0.4773, 0.4773, 1500), [0.425, -0.425, 0.42500000000000004]])
+    p = 10.0 ** -rng.uniform(0.4, 307.5, 40)
+    central, general = quantiles(q, 0.5 - np.abs(q))
+    _, tail = quantiles(p - 0.5, p)
+
+    def ulps(got, exact):
+        return float(abs(mpmath.mpf(got) - exact) / np.spacing(abs(float(exact))))
+
+    with mpmath.workdps(40):
+        exact = [mpmath.sqrt(2) * mpmath.erfinv(2 * mpmath.mpf(v)) for v in q]
+        worst = {"central": max(map(ulps, central, exact)),
+                 "general": max(map(ulps, general, exact))}
+    with mpmath.workdps(340):
+        worst["tail"] = max(ulps(z, -mpmath.sqrt(2) * mpmath.erfinv(1 - 2 * mpmath.mpf(v)))
+                            for z, v in zip(tail, p))
+    assert all(v < 6.0 for v in worst.values()), worst
+
+
+def test_as241_coefficients_match_the_papers_hash_sums():
+    # Wichura (1988) prints, per region, the sum of the coefficients' mantissas to check a
+    # transcription: AB 55.88319 28806 14901 4439, CD 49.33206 50330 16102 89036, EF 47.52583
+    # 31754 92896 71629 (the same digits as below, where each mantissa is scaled into [0.1, 1)
+    # and the denominators' leading 1 is left out).
+    from decimal import Decimal
+
+    from weightinit.kernels import fill as K
+
+    def mantissa(c):
+        x = Decimal(repr(c))
+        while x >= 1:
+            x /= 10
+        while x < Decimal("0.1"):
+            x *= 10
+        return x
+
+    for num, den, want in ((K._AS241_A, K._AS241_B, "5.588319288061490144"),
+                           (K._AS241_C, K._AS241_D, "4.933206503301610289"),
+                           (K._AS241_E, K._AS241_F, "4.752583317549289672")):
+        total = sum(mantissa(c) for c in num + den)
+        assert abs(total - Decimal(want)) < Decimal("1e-15"), total
 
 
 def _trunc_uniforms(words, dtype, n):

@@ -24,6 +24,7 @@ def _bitcast(src, dst):
 f32_as_u32 = _bitcast(types.float32, types.uint32)
 u32_as_f32 = _bitcast(types.uint32, types.float32)
 i64_as_f64 = _bitcast(types.int64, types.float64)
+f64_as_i64 = _bitcast(types.float64, types.int64)
 #: The float32 whose bits are the low 32 bits of an int64 (Numba widens int32 arithmetic).
 low32_as_f32 = _bitcast(types.int64, types.float32)
 
