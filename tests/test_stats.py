@@ -1175,6 +1175,16 @@ def test_float64_normal_matches_box_muller(words, offset):
     assert err.max() < 4 * 2.0**-52, err.max() / 2.0**-52
 
 
+def _ulps(got, exact):
+    """|got - exact| in units in the last place of the float64 nearest to ``exact`` (an mpmath
+    number); an exact zero (log 1, cos/sin of a quarter turn) must be met exactly."""
+    import mpmath
+
+    if abs(exact) < mpmath.mpf(2) ** -1100:
+        return 0.0 if got == 0 else math.inf
+    return float(abs(mpmath.mpf(got) - exact) / np.spacing(abs(float(exact))))
+
+
 def test_float64_math_within_one_ulp_of_mpmath():
     # The float64 normal's own log and cos/sin (kernels/fill.py) against mpmath at 40 digits,
     # on the arguments the generator passes them: u = m 2^-53 (m in [1, 2^53], spread over all
@@ -1207,12 +1217,7 @@ def test_float64_math_within_one_ulp_of_mpmath():
     lg, c, s = both(m.astype(np.float64) * 2.0**-53, k)
     mpmath.mp.dps = 40
 
-    def ulps(got, exact):
-        if abs(exact) < mpmath.mpf(2) ** -1100:  # an exact zero (log 1, cos/sin of a quarter turn)
-            return 0.0 if got == 0 else math.inf
-        return float(abs(mpmath.mpf(got) - exact) / np.spacing(abs(float(exact))))
-
-    worst = {"log": max(ulps(g, mpmath.log(mpmath.mpf(int(v)) / 2**53)) for g, v in zip(lg, m))}
+    worst = {"log": max(_ulps(g, mpmath.log(mpmath.mpf(int(v)) / 2**53)) for g, v in zip(lg, m))}
     for name, fn, got in (("cos", mpmath.cos, c), ("sin", mpmath.sin, s)):
         # mpmath's pi at 40 digits leaves cos(pi/2) ~ 1e-41: exact zeros are recognised by k
         vals = []
@@ -1221,7 +1226,7 @@ def test_float64_math_within_one_ulp_of_mpmath():
             if kk % 2**51 == 0 and (name == "cos") == (kk // 2**51 % 2 == 1):
                 vals.append(0.0 if g == 0 else math.inf)
             else:
-                vals.append(ulps(g, fn(2 * mpmath.pi * kk / 2**53)))
+                vals.append(_ulps(g, fn(2 * mpmath.pi * kk / 2**53)))
         worst[name] = max(vals)
     assert all(v < 1.0 for v in worst.values()), worst
 
@@ -1251,15 +1256,12 @@ def test_float64_quantile_against_mpmath():
     central, general = quantiles(q, 0.5 - np.abs(q))
     _, tail = quantiles(p - 0.5, p)
 
-    def ulps(got, exact):
-        return float(abs(mpmath.mpf(got) - exact) / np.spacing(abs(float(exact))))
-
     with mpmath.workdps(40):
         exact = [mpmath.sqrt(2) * mpmath.erfinv(2 * mpmath.mpf(v)) for v in q]
-        worst = {"central": max(map(ulps, central, exact)),
-                 "general": max(map(ulps, general, exact))}
+        worst = {"central": max(map(_ulps, central, exact)),
+                 "general": max(map(_ulps, general, exact))}
     with mpmath.workdps(340):
-        worst["tail"] = max(ulps(z, -mpmath.sqrt(2) * mpmath.erfinv(1 - 2 * mpmath.mpf(v)))
+        worst["tail"] = max(_ulps(z, -mpmath.sqrt(2) * mpmath.erfinv(1 - 2 * mpmath.mpf(v)))
                             for z, v in zip(tail, p))
     assert all(v < 6.0 for v in worst.values()), worst
 

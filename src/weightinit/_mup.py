@@ -3,7 +3,6 @@
 Re-exported by :mod:`weightinit.torch` (``mup_param_groups``, ``coord_check``).
 """
 
-
 import torch
 from torch import nn
 

@@ -41,6 +41,7 @@ _INLINE = dict(inline="always", error_model="numpy")
 
 F32 = np.float32
 I32 = np.int32
+I64 = np.int64
 U32 = np.uint32
 
 
@@ -180,17 +181,16 @@ _LG = (6.666666666666735130e-01, 3.999999999940941908e-01, 2.857142874366239149e
        2.222219843214978396e-01, 1.818357216161805012e-01, 1.531383769920937332e-01,
        1.479819860511658591e-01)
 _LN2_HI, _LN2_LO = 6.93147180369123816490e-01, 1.90821492927058770002e-10
-_I64 = np.int64
 
 
 @njit(**_INLINE)
 def log_f64(x):
     """Natural log of a positive, normal float64 (error below 1 ulp), branch-free."""
     bits = _f64_as_i64(x)
-    hx = (bits >> _I64(32)) + _I64(0x3FF00000 - 0x3FE6A09E)
-    k = (hx >> _I64(20)) - _I64(0x3FF)
-    hx = (hx & _I64(0x000FFFFF)) + _I64(0x3FE6A09E)
-    f = _i64_as_f64((hx << _I64(32)) | (bits & _I64(0xFFFFFFFF))) - 1.0
+    hx = (bits >> I64(32)) + I64(0x3FF00000 - 0x3FE6A09E)
+    k = (hx >> I64(20)) - I64(0x3FF)
+    hx = (hx & I64(0x000FFFFF)) + I64(0x3FE6A09E)
+    f = _i64_as_f64((hx << I64(32)) | (bits & I64(0xFFFFFFFF))) - 1.0
     hfsq = 0.5 * f * f
     s = f / (2.0 + f)
     z = s * s
@@ -216,7 +216,7 @@ _Q50, _Q51 = U64(1 << 50), U64(51)
 def cos_sin_turn53(k):
     """(cos, sin) of the angle 2*pi*k/2**53 for a uint64 k in [0, 2**53), each within 1 ulp."""
     q = (k + _Q50) >> _Q51  # nearest quarter turn, 0..4
-    m = float(_I64(k) - _I64(q << _Q51))  # exact, |m| <= 2**50: the rest, in 2**-53 turns
+    m = float(I64(k) - I64(q << _Q51))  # exact, |m| <= 2**50: the rest, in 2**-53 turns
     x = m * _TURN53_HI  # x + y = 2 pi m / 2**53, |x| <= pi/4, y the rounding error and the tail
     y = fma(m, _TURN53_HI, -x) + m * _TURN53_LO
     z = x * x
