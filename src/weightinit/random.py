@@ -41,7 +41,7 @@ _DRAWS = 1 << 32
 #: depend on the build.
 PARALLEL_FROM = {("uniform", "float32"): 1 << 20, ("normal", "float32"): 1 << 19,
                  ("truncated_normal", "float32"): 1 << 19, ("uniform", "float64"): 1 << 19,
-                 ("normal", "float64"): 1 << 15, ("truncated_normal", "float64"): 1 << 15}
+                 ("normal", "float64"): 1 << 17, ("truncated_normal", "float64"): 1 << 16}
 _PARALLEL_MIN = 1 << 16  # the other parallel kernels (raw words, normal PIT): not measured
 _KIND = {"uniform": 0, "normal": 1, "truncated_normal": 2}
 _LAYOUTS = ("torch", "keras", "jax")
