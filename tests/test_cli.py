@@ -285,11 +285,23 @@ def test_generate_into_missing_directory_exits_2(tmp_path, capsys):
 
 # ----------------------------------------------------------------------------- warmup
 def test_warmup(capsys):
-    code, text = run(["warmup"])
+    code, text = run(["warmup", "--dtype", "float32", "--activation", "tanh", "relu"])
     assert code == 0
-    assert "compiled or loaded every kernel" in text
-    code, text = run(["warmup", "--quiet"])
+    parts = [line.split()[:-2] for line in text.splitlines()]
+    assert parts == [["generators", "float32"], ["simulation", "tanh", "float32"],
+                     ["simulation", "relu", "float32"], ["total"]]
+    code, text = run(["warmup", "--dtype", "float64", "--no-simulation", "--quiet"])
     assert code == 0 and text == ""
+    with pytest.raises(SystemExit):
+        run(["warmup", "--activation", "swish"])
+    assert "invalid choice: 'swish'" in capsys.readouterr().err
+
+
+def test_warmup_function_checks_its_arguments():
+    with pytest.raises(TypeError, match="dtypes"):
+        W.warmup(["float16"])
+    with pytest.raises(ValueError, match="activations"):
+        W.warmup(["float32"], ["swish"])
 
 
 # ----------------------------------------------------------------------------- progress

@@ -19,6 +19,7 @@ from .lsuv import LSUVResult, lsuv
 from .random import Generator
 from .simulation import SimulationResult, simulate
 from .spectrum import JacobianSpectrum, jacobian_spectrum
+from ._warmup import warmup
 
 __version__ = "0.1.0"
 
@@ -31,5 +32,5 @@ __all__ = [
     "jacobian_spectrum", "kaiming_normal", "kaiming_uniform",
     "lecun_normal", "lecun_uniform", "lsuv", "normal", "ones", "orthogonal", "recommend",
     "schemes", "simulate", "theory", "truncated_normal", "uniform", "variance_scaling",
-    "xavier_normal", "xavier_uniform", "zero_init", "zeros",
+    "warmup", "xavier_normal", "xavier_uniform", "zero_init", "zeros",
 ]

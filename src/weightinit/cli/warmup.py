@@ -1,29 +1,30 @@
-"""``weightinit warmup``: compile (and cache) every kernel for both dtypes."""
+"""``weightinit warmup``: compile (and cache) every kernel, with the time of each part."""
 
-import time
-
-import numpy as np
-
-from .. import random as R
+from .. import _warmup as W
 
 
 def add_parser(sub):
-    w = sub.add_parser("warmup", help="compile (and cache) every kernel for both dtypes")
-    w.add_argument("--quiet", action="store_true")
+    w = sub.add_parser(
+        "warmup", help="compile (and cache) every kernel: generators and simulation",
+        description="Compile every kernel for the given dtypes and activations into Numba's "
+                    "on-disk cache (NUMBA_CACHE_DIR), so that later processes only load them. "
+                    "Prints the seconds per part.")
+    w.add_argument("--dtype", nargs="+", choices=W.DTYPES, default=list(W.DTYPES),
+                   help="dtypes to compile for (default both)")
+    w.add_argument("--activation", nargs="+", choices=W.ACTIVATIONS, default=list(W.ACTIVATIONS),
+                   help="simulation activations to compile for (default all)")
+    w.add_argument("--no-simulation", action="store_true",
+                   help="only the generators (and, for float64, stream and lsuv)")
+    w.add_argument("--quiet", action="store_true", help="print nothing")
     w.set_defaults(run=run)
 
 
 def run(args, stdout):
-    t0 = time.perf_counter()
-    for dtype in ("float32", "float64"):
-        for n in (8, 1 << 16):  # serial and parallel builds
-            R.uniform(n, seed=0, dtype=dtype)
-            R.normal(n, seed=0, dtype=dtype)
-            R.truncated_normal(n, seed=0, dtype=dtype)
-            R.truncated_normal(n, 0.0, 1.0, -5.0, 5.0, seed=0, dtype=dtype)
-    for n in (8, 1 << 16):  # `weightinit stream`: raw words and the normal PIT
-        R.words(n, seed=0)
-        R._normal_pit_words(R.normal(n, seed=0, dtype=np.float64))
+    def show(part, seconds):
+        print(f"{part:<32} {seconds:7.2f} s", file=stdout, flush=True)
+
+    times = W.warmup(args.dtype, () if args.no_simulation else args.activation,
+                     progress=None if args.quiet else show)
     if not args.quiet:
-        print(f"compiled or loaded every kernel in {time.perf_counter() - t0:.1f} s", file=stdout)
+        print(f"{'total':<32} {times['total']:7.2f} s", file=stdout)
     return 0

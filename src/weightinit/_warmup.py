@@ -1,0 +1,107 @@
+"""Compile every kernel ahead of use: :func:`weightinit.warmup` (and ``weightinit warmup``).
+
+Each Numba kernel compiles the first time a call needs it and is then kept in Numba's on-disk
+cache (``NUMBA_CACHE_DIR``, by default ``__pycache__`` beside the sources), so only the first
+process that uses a kernel pays for it. ``warmup`` pays for all of them at once, for example
+when a container image or a cluster's shared environment is built: it makes tiny calls that
+together reach every kernel the library has, per dtype, so that later processes only load.
+
+The kernels, per dtype (float32, float64), are:
+
+- **generators**: uniform, normal, the ±2σ truncated normal and the general truncated normal,
+  each as a serial and a parallel build (``weightinit.random``, section 6 of
+  ``docs/performance.md``), and the transposes of the blocked orthogonal QR;
+- **simulation**, per activation: the fused forward kernel (bias, activation, statistics,
+  histogram) and the backward step, the histogram and reduction kernels, and the layer/RMS
+  normalisation of residual blocks (forward and backward);
+- **float64 only**: the raw Philox words and the normal PIT of ``weightinit stream``, and the
+  activation kernel used by :func:`weightinit.lsuv`.
+"""
+
+import time
+
+import numpy as np
+
+from . import _validate as V
+from . import random as R
+from .initializers import _BLOCK_QR_MIN, orthogonal
+from .kernels.activations import CODES
+from .lsuv import _activation
+from .simulation import simulate
+
+#: The dtypes the kernels are compiled for.
+DTYPES = ("float32", "float64")
+#: The activations of the simulation kernels.
+ACTIVATIONS = tuple(CODES)
+
+
+def _generators(dtype):
+    # Serial below the thresholds of ``random.PARALLEL_FROM``, parallel from them: the smallest
+    # size that takes the parallel build of every distribution is the largest threshold.
+    for n in (8, max(R.PARALLEL_FROM.values())):
+        R.uniform(n, seed=0, dtype=dtype)
+        R.normal(n, seed=0, dtype=dtype)
+        R.truncated_normal(n, seed=0, dtype=dtype)
+        R.truncated_normal(n, 0.0, 1.0, -5.0, 5.0, seed=0, dtype=dtype)
+    orthogonal((_BLOCK_QR_MIN, _BLOCK_QR_MIN), seed=0, dtype=dtype)  # the tiled transposes
+
+
+def _simulation(dtype, activation, first):
+    common = dict(activation=activation, std=1.0, samples=8, dtype=dtype, backward=True)
+    simulate(2, 8, **common)
+    simulate(2, 8, architecture="residual", branch_depth=2, norm="layer", **common)
+    if first:  # once per dtype: RMS norm after the addition (no activation in it)
+        simulate(2, 8, architecture="residual", norm="rms", norm_position="post", **common)
+
+
+def _float64_only():
+    for n in (8, 1 << 16):  # `weightinit stream`: raw words and the normal PIT
+        R.words(n, seed=0)
+        R._normal_pit_words(R.normal(n, seed=0, dtype=np.float64))
+    _activation(ACTIVATIONS[0], np.zeros(1), 0.01)  # one kernel: the activation is an argument
+
+
+def warmup(dtypes=DTYPES, activations=ACTIVATIONS, *, progress=None):
+    """Compile (or load from the on-disk cache) every kernel for ``dtypes`` and, of the
+    simulation, for ``activations``; return the seconds taken per part, in order.
+
+    Parameters
+    ----------
+    dtypes : sequence of {"float32", "float64"}
+        The dtypes to compile for (default both).
+    activations : sequence of str
+        The simulation's activations to compile for (default all of :data:`ACTIVATIONS`; an
+        empty sequence skips the simulation).
+    progress : callable, optional
+        Called as ``progress(part, seconds)`` after each part.
+
+    Returns
+    -------
+    dict
+        ``{"generators float32": s, "simulation tanh float32": s, ..., "total": s}``. On a cold
+        cache every kernel compiles (``docs/performance.md`` section 7 has the times); on a warm
+        one each part only loads.
+    """
+    dtypes = [V.check_dtype(d, "dtypes").name for d in _as_tuple(dtypes)]
+    activations = _as_tuple(activations)
+    for a in activations:
+        V.check_choice("activations", a, ACTIVATIONS)
+    parts = [(f"generators {d}", _generators, (d,)) for d in dtypes]
+    parts += [(f"simulation {a} {d}", _simulation, (d, a, i == 0)) for d in dtypes
+              for i, a in enumerate(activations)]
+    if "float64" in dtypes:
+        parts.append(("stream and lsuv float64", _float64_only, ()))
+    times = {}
+    t_all = time.perf_counter()
+    for label, fn, args in parts:
+        t = time.perf_counter()
+        fn(*args)
+        times[label] = time.perf_counter() - t
+        if progress is not None:
+            progress(label, times[label])
+    times["total"] = time.perf_counter() - t_all
+    return times
+
+
+def _as_tuple(value):
+    return (value,) if isinstance(value, str) else tuple(value)
