@@ -7,6 +7,8 @@ the output, never allocation or page faults:
 lib                what it runs
 =================  ===========================================================================
 ndarray.fill       ``a.fill(0.5)``: one single-threaded memory write, the write-speed reference
+parallel fill      the same constant written by every Numba thread (``prange``): the memory
+                   limit, the fastest write of the array on this machine
 numpy              ``default_rng(0)`` (PCG64) with ``out=``: ``random(dtype=, out=a)``,
                    ``standard_normal(dtype=, out=a)``; truncated normal on [-2, 2] by rejection
                    (``standard_normal(out=a)``, then redraw the values outside until none remain:
@@ -104,10 +106,19 @@ def _numpy_trunc(rng, a, lo, hi):
         bad = bad[(flat[bad] < lo) | (flat[bad] > hi)]
 
 
+@numba.njit(parallel=True, cache=True)
+def _parallel_fill(a, value):
+    for i in numba.prange(a.size):
+        a[i] = value
+
+
 def make(lib, dist, a, tail=False):
     """A no-argument callable that fills the array ``a`` with ``dist`` using ``lib``."""
     if lib == "ndarray.fill":
         return lambda: a.fill(0.5)
+    if lib == "parallel fill":
+        flat, value = a.reshape(-1), a.dtype.type(0.5)
+        return lambda: _parallel_fill(flat, value)
     if lib == "numpy":
         rng = np.random.default_rng(0)
         if dist == "uniform":

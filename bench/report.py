@@ -70,6 +70,12 @@ def _info_rows():
     rows += [(f"{dist} parallel vs serial build ({d})", (d, "weightinit", dist),
               (d, "weightinit-serial", dist), None)
              for d in (_F32, _F64) for dist in peers.DISTS]
+    # The memory limit (issue 11): the same array written by all threads with a constant.
+    rows += [(f"{lib} vs the all-thread fill ({d})", (d, *peer), (d, "parallel fill", "uniform"),
+              None) for d in (_F32, _F64) for lib, peer in (
+                  ("`ndarray.fill`", ("ndarray.fill", "uniform")),
+                  ("uniform", ("weightinit", "uniform")), ("normal", ("weightinit", "normal")),
+                  ("truncated normal [-2, 2]", ("weightinit", "truncated_normal")))]
     return rows
 
 
@@ -93,6 +99,7 @@ def _peers(n, ortho, torch_ok):
             for lib in ("numpy", "weightinit", "weightinit-serial") + (("torch",) if torch_ok else ()):
                 out[dtype, lib, dist] = peers.make(lib, dist, a)
         out[dtype, "ndarray.fill", "uniform"] = peers.make("ndarray.fill", "uniform", a)
+        out[dtype, "parallel fill", "uniform"] = peers.make("parallel fill", "uniform", a)
         out[dtype, "weightinit", "trunc_tail"] = peers.make("weightinit", "truncated_normal", a, tail=True)
     m = peers.prefaulted(ortho[0] * ortho[1], np.float32).reshape(ortho)
     for lib in ("weightinit", "numpy") + (("torch",) if torch_ok else ()):

@@ -165,11 +165,29 @@ def test_histogram_figure_caps_the_columns_of_deep_networks():
     assert fig.axes[10].get_ylabel().startswith("N(0, 0.5²)")
 
 
+def test_simulate_recipes(tmp_path):
+    # --recipe compares transformer recipes in residual networks; -p passes their parameters
+    # (to every recipe of the run).
+    path = tmp_path / "r.json"
+    common = ["--architecture", "residual", "--branch-depth", "2", "--depth", "3", "--width",
+              "16", "--samples", "32", "--json", str(path)]
+    code, text = run(["simulate", "--recipe", "gpt2", "wang_init"] + common)
+    assert code == 0
+    assert [r["recipe"] for r in json.loads(path.read_text())] == ["gpt2", "wang_init"]
+    assert "# run 1/2: tanh, gpt2 recipe weights, 3 residual blocks" in text
+    code, text = run(["simulate", "--recipe", "mup", "-p", "base_width=8"] + common)
+    assert code == 0
+    ref = S.simulate(3, 16, architecture="residual", recipe="mup", base_width=8, branch_depth=2,
+                     samples=32)
+    np.testing.assert_allclose(json.loads(path.read_text())[0]["q"], ref.q)
+    assert "# run 1/1: tanh, mup recipe (base_width=8) weights" in text
+
+
 # ----------------------------------------------------------------------------- simulate: errors
 @pytest.mark.parametrize("argv, message", [
     (["--activation", "swish", "--std", "1"], "Unknown `activation`"),
     (["--scheme", "he_normal", "--std", "1"], "not allowed with"),
-    ([], "one of the arguments --scheme --std is required"),
+    ([], "one of the arguments --scheme --std --recipe is required"),
     (["--std", "-1"], "--std"),
     (["--std", "1", "--bins", "0"], "--bins"),
     (["--std", "1", "--depth", "0"], "--depth"),
@@ -190,6 +208,10 @@ def test_histogram_figure_caps_the_columns_of_deep_networks():
     (["--std", "1", "--architecture", "residual", "--norm", "batch"], "--norm"),
     (["--std", "1", "--architecture", "residual", "--branch-depth", "3"], "--branch-depth"),
     (["--std", "1", "--architecture", "residual", "--widths", "4", "8"], "one width"),
+    (["--recipe", "gpt2"], "--architecture residual"),
+    (["--recipe", "gpt3", "--architecture", "residual"], "Unknown `recipe`"),
+    (["--recipe", "mup", "--architecture", "residual"], "base_width"),
+    (["--recipe", "gpt2", "--architecture", "residual", "-p", "sigma=1"], "no parameter"),
 ])
 def test_simulate_bad_arguments_exit_2_with_a_message(tmp_path, capsys, argv, message):
     code, text = run(["simulate"] + argv + ["--json", str(tmp_path / "x.json")])

@@ -151,3 +151,23 @@ def test_simulation_matches_theory_over_100_blocks(norm, pos):
     th = r.theory()
     np.testing.assert_allclose(th["q"], r.q, rtol=0.02)
     np.testing.assert_allclose(th["grad_var"], r.grad_var, rtol=0.06)
+
+
+def test_per_branch_layer_sigma_w():
+    # One sigma_w per block and branch layer (a recipe's smaller output projection). Linear
+    # branches without norm: q_{l+1} = q_l (1 + alpha^2 s1^2 s2^2), so the product is what counts.
+    from weightinit.residual_theory import propagate_residual
+
+    sw = np.array([[1.0, 0.5], [2.0, 0.1], [0.3, 3.0]])
+    r = propagate_residual("linear", sw, 0.0, 1.0, 3, branch_depth=2, branch_scale=0.7)
+    expect = np.cumprod(1.0 + 0.49 * (sw[:, 0] * sw[:, 1]) ** 2)
+    np.testing.assert_allclose(r["q"], expect, rtol=1e-12)
+    np.testing.assert_allclose(r["branch_q"], [1.0, expect[0] * 4.0, expect[1] * 0.09],
+                               rtol=1e-12)
+    same = propagate_residual("tanh", np.full((3, 2), 1.3), 0.1, 1.0, 3, branch_depth=2,
+                              norm="layer")
+    one = propagate_residual("tanh", 1.3, 0.1, 1.0, 3, branch_depth=2, norm="layer")
+    for k in ("q", "branch_ratio", "grad_var"):
+        np.testing.assert_allclose(same[k], one[k], rtol=1e-14)
+    with pytest.raises(ValueError, match=r"shape \(3, 2\)"):
+        propagate_residual("tanh", np.ones((3, 1)), 0.0, 1.0, 3, branch_depth=2)

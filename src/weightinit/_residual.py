@@ -74,9 +74,39 @@ def check_residual(architecture, branch_depth, branch_scale, norm, norm_position
     return branch_depth, alpha
 
 
+def recipe_layers(recipe, params, blocks, bd, width):
+    """A transformer recipe (:mod:`weightinit.recipes`) as the weights of ``blocks`` residual
+    blocks of ``bd``-layer branches and model width ``width``: ``(layer_spec, gate)``, where
+    ``layer_spec(matrix)`` is the ``(scheme, params)`` of weight matrix ``matrix`` (block
+    ``matrix // bd``; the branch's last layer has role ``mlp_out``, the others ``mlp_in``) or
+    None where the recipe keeps the framework's default, and ``gate`` the recipe's constant
+    ``residual_gate`` (1 if it has none). ZerO's ``zero_init`` of a square matrix is the
+    identity. Raises the recipe's own errors (unknown name or parameter, missing
+    ``base_width``...) before anything is drawn."""
+    from . import recipes
+
+    shape = (width, width)
+
+    def rule(role, block):
+        return recipes.rule(recipe, role, layer=block, n_layers=blocks, width=width, shape=shape,
+                            **params)
+
+    specs = []
+    for m in range(blocks * bd):
+        r = rule("mlp_out" if m % bd == bd - 1 else "mlp_in", m // bd)
+        spec = r.as_scheme()
+        specs.append(("identity", {}) if spec is not None and spec[0] == "zero_init" else spec)
+    gates = {(g.distribution, g.value) for g in (rule("residual_gate", l) for l in range(blocks))}
+    if len(gates) != 1:
+        raise ValueError(f"Recipe {recipe!r} gives its blocks different residual gates; the "
+                         "simulation has one branch scale.")
+    kind, value = gates.pop()
+    return specs.__getitem__, (value if kind == "constant" else 1.0)
+
+
 def simulate_residual(*, blocks, width, samples, bd, alpha, norm, position, activation, dtype,
                       seed, bins, backward, checkpoint, progress, b, bias_std, slope, x, std,
-                      scheme, scheme_params):
+                      scheme, scheme_params, layer_spec=None):
     """The residual simulation (arguments validated by :func:`weightinit.simulate`); returns
     the fields of its :class:`~weightinit.simulation.SimulationResult`."""
     from . import simulation as S
@@ -99,7 +129,7 @@ def simulate_residual(*, blocks, width, samples, bd, alpha, norm, position, acti
                    "Use fewer `samples` or a smaller `width`.")
 
     draw_weights, plans, sigma_w2 = S._layer_weights(dims, seed, dtype, std, scheme,
-                                                     scheme_params)
+                                                     scheme_params, layer_spec)
     h0, input_var = S._input(x, samples, width, seed, dtype)
     team = S._Team(samples)
     starts = list(range(0, blocks, checkpoint)) if backward else []
@@ -234,6 +264,7 @@ def simulate_residual(*, blocks, width, samples, bd, alpha, norm, position, acti
                 run_block, weights, bwd, kslope, t_alpha, alpha, pre, post, center, team,
                 report)
     return dict(stats=stats, hist=hist, edges=edges, sigma_w2=sigma_w2[::bd].copy(),
+                branch_sigma_w2=sigma_w2.reshape(blocks, bd).copy(),
                 input_var=input_var, grad_var=grad_var, grad_norm=grad_norm, alpha=alpha)
 
 

@@ -101,8 +101,9 @@ def propagate_residual(activation, sigma_w, sigma_b, q_input, blocks, *, branch_
     activation : str
         The branch's activation (as for :func:`weightinit.theory.q_map`).
     sigma_w : float or array_like of float
-        Weight scale :math:`\sigma_w` (Var(W) = sigma_w**2 / width), one for all branch layers
-        or one per block.
+        Weight scale :math:`\sigma_w` (Var(W) = sigma_w**2 / width): one for all branch layers,
+        one per block, or an array (blocks, branch_depth) with one per branch layer (e.g. a
+        recipe's smaller output projection).
     sigma_b : float
         Bias scale :math:`\sigma_b` of every branch layer.
     q_input, mean_input : float
@@ -112,7 +113,7 @@ def propagate_residual(activation, sigma_w, sigma_b, q_input, blocks, *, branch_
     branch_scale : float
         :math:`\alpha`, the branch multiplier (resolve presets such as ``"1/sqrt(L)"`` first).
     branch_depth : int
-        Layers in the branch: 1 or 2.
+        Layers in the branch, 1 or 2: the first with the activation, the second linear.
     norm : None, "layer" or "rms"
         Normalisation (without gain and bias), at ``norm_position`` "pre" or "post".
     eps : float
@@ -140,12 +141,20 @@ def propagate_residual(activation, sigma_w, sigma_b, q_input, blocks, *, branch_
     """
     code = CODES[check_choice("activation", activation, CODES)]
     blocks = check_int("blocks", blocks, low=1)
-    sws = check_per_layer("sigma_w", sigma_w, blocks, unit="block")
+    bd = check_int("branch_depth", branch_depth, low=1, high=3)
+    if np.ndim(sigma_w) == 2:
+        arr = np.asarray(sigma_w, dtype=np.float64)
+        if arr.shape != (blocks, bd):
+            raise ValueError(f"A 2-D `sigma_w` has one row per block and one column per branch "
+                             f"layer: shape ({blocks}, {bd}). Received shape {arr.shape}")
+        flat = check_per_layer("sigma_w", arr.reshape(-1), blocks * bd, unit="branch layer")
+        sws = [flat[i * bd:(i + 1) * bd] for i in range(blocks)]
+    else:
+        sws = [[v] * bd for v in check_per_layer("sigma_w", sigma_w, blocks, unit="block")]
     sb2 = check_real("sigma_b", sigma_b, nonnegative=True) ** 2
     q = check_real("q_input", q_input, positive=True)
     m = check_real("mean_input", mean_input)
     alpha = check_real("branch_scale", branch_scale, nonnegative=True)
-    bd = check_int("branch_depth", branch_depth, low=1, high=3)
     if norm is not None:
         check_choice("norm", norm, ("layer", "rms"))
     check_choice("norm_position", norm_position, ("pre", "post"))
@@ -160,17 +169,16 @@ def propagate_residual(activation, sigma_w, sigma_b, q_input, blocks, *, branch_
         if not (math.isfinite(q) and q <= _Q_LIMIT):
             out["q"][layer:] = math.inf
             break
-        sw2 = sws[layer] ** 2
+        sw2 = sws[layer][0] ** 2
         qx, nu_pre = (_normalised(norm, q, m, eps)[::2] if pre else (q, 1.0))
         qz = sw2 * qx + sb2
         if not qz <= _Q_LIMIT:
             out["q"][layer:] = math.inf
             break
         mu, m2, d2 = _moments(code, qz, slope)
-        if bd == 1:
-            f2, chi = m2, sw2 * d2
-        else:
-            mu, f2, chi = 0.0, sw2 * m2 + sb2, sw2 * sw2 * d2
+        f2, chi = m2, sw2 * d2
+        for later in sws[layer][1:]:  # linear layers after the activation: zero mean
+            mu, f2, chi = 0.0, later * later * f2 + sb2, later * later * chi
         qu = q + 2.0 * alpha * m * mu + alpha * alpha * f2
         mu_u = m + alpha * mu
         out["branch_q"][layer] = qz

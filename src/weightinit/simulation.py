@@ -80,7 +80,10 @@ class SimulationResult(JSONFields):
     grad_var, grad_norm : with ``backward=True``, second moment of the cotangent with respect to
         each layer's activations and its mean per-sample L2 norm (None otherwise).
     sigma_w2 : per-layer Var(W) * fan_in, the mean-field weight variance (NaN for constant
-        weights, where mean-field theory does not apply); sigma_b2 : bias variance.
+        weights, where mean-field theory does not apply); sigma_b2 : bias variance. For
+        residual runs, per block, of the branch's first layer; ``branch_sigma_w2`` (blocks,
+        branch_depth) has every branch layer's.
+    recipe : the transformer recipe of a residual run (``simulate(..., recipe=...)``) or None.
     """
 
     activation: str
@@ -114,6 +117,8 @@ class SimulationResult(JSONFields):
     norm_position: Optional[str] = None
     branch_q: Optional[np.ndarray] = None
     branch_ratio: Optional[np.ndarray] = None
+    recipe: Optional[str] = None
+    branch_sigma_w2: Optional[np.ndarray] = None
 
     @property
     def depth(self):
@@ -147,13 +152,15 @@ class SimulationResult(JSONFields):
         approximation after it (the pre-activations then have mean b)."""
         from . import theory
 
-        sw = np.sqrt(self.sigma_w2)
+        residual = getattr(self, "architecture", "mlp") == "residual"
+        per_layer = getattr(self, "branch_sigma_w2", None)
+        sw = np.sqrt(per_layer if residual and per_layer is not None else self.sigma_w2)
         if not np.all(np.isfinite(sw)):
             raise ValueError(
                 f"Mean-field theory needs zero-mean random weights; scheme {self.scheme!r} gives "
                 "constant weights.")
         sb2 = self.sigma_b2 + self.bias**2
-        if getattr(self, "architecture", "mlp") == "residual":
+        if residual:
             out = theory.propagate_residual(
                 self.activation, sw, math.sqrt(sb2), self.input_var, self.depth,
                 branch_scale=self.branch_scale, branch_depth=self.branch_depth, norm=self.norm,
@@ -260,7 +267,7 @@ def simulate(depth=None, width=None, *, activation="tanh", scheme=_UNSET, std=No
              input_dim=None, x=None, bias=0.0, bias_std=0.0, seed=0, dtype=np.float32, bins=30,
              backward=False, widths=None, progress=False, slope=0.01, checkpoint=None,
              architecture="mlp", branch_depth=1, branch_scale=1.0, norm=None,
-             norm_position="pre", **scheme_params):
+             norm_position="pre", recipe=None, **scheme_params):
     r"""Propagate Gaussian inputs through a deep MLP and record per-layer statistics.
 
     Parameters
@@ -296,6 +303,21 @@ def simulate(depth=None, width=None, *, activation="tanh", scheme=_UNSET, std=No
         True shows a tqdm progress bar (on stderr when it is a terminal, as a widget in a
         notebook, nowhere otherwise); a callable is called as ``progress(done, total)``
         (during the forward pass, from whichever simulation thread finishes a layer last).
+    architecture, branch_depth, branch_scale, norm, norm_position
+        ``architecture="residual"``: ``depth`` blocks :math:`h_{l+1} = h_l + \alpha F(h_l)`
+        with a ``branch_depth``-layer branch F, :math:`\alpha` = ``branch_scale`` (a number
+        or ``"1/sqrt(L)"``, ``"1/sqrt(2L)"``, ``"1/L"``), and LayerNorm/RMSNorm (``norm``)
+        before (``"pre"``) or after (``"post"``) the addition (``docs/simulation.md``).
+    recipe : str, optional
+        Residual networks only: a transformer recipe of :mod:`weightinit.recipes` (``"gpt2"``,
+        ``"megatron"``, ``"olmo_mitchell"``, ``"fixup"``, ``"rezero"``, ...) draws every
+        branch weight, its parameters passed as extra keywords (e.g. ``base_width=`` for
+        ``mup``). Each block is a transformer block with model width ``width`` and
+        ``depth`` layers: the last layer of a branch is ``mlp_out`` (the projection into the
+        residual stream), the others ``mlp_in``; the recipe's ``residual_gate`` (ReZero and
+        SkipInit: 0) multiplies ``branch_scale``; ZerO's identity is the identity matrix.
+        Roles the recipe leaves to the framework (``"keep"``) take ``scheme`` or ``std``
+        (default ``"glorot_normal"``).
 
     Threads: the samples are split between ``numba.get_num_threads()`` threads in runs of 64-row
     chunks; while the call runs, BLAS is held to its share of the cores (``threadpoolctl``).
@@ -312,10 +334,23 @@ def simulate(depth=None, width=None, *, activation="tanh", scheme=_UNSET, std=No
     depth = len(widths)
     bd, alpha = _residual.check_residual(architecture, branch_depth, branch_scale, norm,
                                          norm_position, widths, input_dim, x)
+    layer_spec = None
+    if recipe is not None:
+        if architecture != "residual":
+            raise ValueError("`recipe` sets the weights of residual blocks by their role; pass "
+                             "architecture='residual', or use `scheme` for an MLP.")
+        layer_spec, gate = _residual.recipe_layers(recipe, scheme_params, depth, bd, widths[0])
+        alpha *= gate
+        recipe_params, scheme_params = dict(scheme_params), {}
     if architecture == "residual":
-        return _simulate_residual(depth, widths[0], samples, bd, alpha, norm, norm_position,
-                                  activation, dtype, seed, bins, backward, checkpoint, progress,
-                                  b, bias_std, slope, x, std, scheme, scheme_params)
+        result = _simulate_residual(depth, widths[0], samples, bd, alpha, norm, norm_position,
+                                    activation, dtype, seed, bins, backward, checkpoint,
+                                    progress, b, bias_std, slope, x, std, scheme, scheme_params,
+                                    layer_spec)
+        if recipe is not None:
+            result = dataclasses.replace(result, scheme=f"{recipe} recipe", params=recipe_params,
+                                         recipe=recipe)
+        return result
     dims = [input_dim] + widths
     big = max(dims)
     fwd, bwd = K.KERNELS[activation, dtype.name]
@@ -442,37 +477,45 @@ def simulate(depth=None, width=None, *, activation="tanh", scheme=_UNSET, std=No
         grad_var=grad_var, grad_norm=grad_norm)
 
 
-def _layer_weights(dims, seed, dtype, std, scheme, scheme_params):
+def _layer_weights(dims, seed, dtype, std, scheme, scheme_params, layer_spec=None):
     """Per weight matrix ``layer`` (shape (dims[layer], dims[layer + 1])): ``draw_weights(layer,
     out)``, its element-wise plan (None for orthogonal and identity) and the mean-field weight
-    variance sigma_w^2 = Var(W) * fan_in (NaN for constant weights). The scheme is validated on
-    the first matrix's shape."""
+    variance sigma_w^2 = Var(W) * fan_in (NaN for constant weights). ``layer_spec(layer)``, if
+    given, is that layer's ``(scheme, params)`` (a recipe's), or None for ``std``/``scheme``. The
+    scheme is validated on the first matrix's shape."""
+    def spec(layer):
+        own = layer_spec(layer) if layer_spec is not None else None
+        if own is not None:
+            return own
+        return None if std is not None else (scheme, scheme_params)
+
     def draw_weights(layer, out):
         n_in, n_out = dims[layer], dims[layer + 1]
         s = stream_seed(seed, layer, _WEIGHT)
-        if std is not None:
+        sp = spec(layer)
+        if sp is None:
             return normal((n_in, n_out), 0.0, std, seed=s, dtype=dtype, out=out)
-        return get(scheme)((n_in, n_out), seed=s, dtype=dtype, layout="keras", out=out,
-                           **scheme_params)
+        return get(sp[0])((n_in, n_out), seed=s, dtype=dtype, layout="keras", out=out, **sp[1])
 
     depth = len(dims) - 1
     sigma_w2 = np.empty(depth)
     plans = []
-    by_shape = {}  # the plan and sigma_w^2 depend only on the layer's shape
+    known = {}  # the plan and sigma_w^2 depend only on the layer's shape and scheme
     for layer in range(depth):
         n_in, n_out = dims[layer], dims[layer + 1]
-        if (n_in, n_out) not in by_shape:
+        sp = spec(layer)
+        key = (n_in, n_out, None if sp is None else (sp[0], tuple(sorted(sp[1].items()))))
+        if key not in known:
             with planning():
                 plan = draw_weights(layer, None)
-            if std is not None:
+            if sp is None:
                 s2 = std * std * n_in
             else:
-                info = describe((n_in, n_out), scheme, layout="keras", **scheme_params)
+                info = describe((n_in, n_out), sp[0], layout="keras", **sp[1])
                 s2 = (math.nan if info["distribution"] in ("constant", "identity")
                       else info["variance"] * n_in)
-            by_shape[n_in, n_out] = (plan if getattr(plan, "kind", None) in _ELEMENTWISE else None,
-                                     s2)
-        plan, sigma_w2[layer] = by_shape[n_in, n_out]
+            known[key] = (plan if getattr(plan, "kind", None) in _ELEMENTWISE else None, s2)
+        plan, sigma_w2[layer] = known[key]
         plans.append(plan)
     return draw_weights, plans, sigma_w2
 
@@ -490,13 +533,14 @@ def _input(x, samples, input_dim, seed, dtype):
 
 def _simulate_residual(blocks, width, samples, bd, alpha, norm, position, activation, dtype,
                        seed, bins, backward, checkpoint, progress, b, bias_std, slope, x, std,
-                       scheme, scheme_params):
+                       scheme, scheme_params, layer_spec):
     slope = V.check_real("slope", slope)
     r = _residual.simulate_residual(
         blocks=blocks, width=width, samples=samples, bd=bd, alpha=alpha, norm=norm,
         position=position, activation=activation, dtype=dtype, seed=seed, bins=bins,
         backward=backward, checkpoint=checkpoint, progress=progress, b=b, bias_std=bias_std,
-        slope=slope, x=x, std=std, scheme=scheme, scheme_params=scheme_params)
+        slope=slope, x=x, std=std, scheme=scheme, scheme_params=scheme_params,
+        layer_spec=layer_spec)
     st = r["stats"]
     return SimulationResult(
         activation=activation, scheme=scheme if std is None else f"normal(std={std:g})",
@@ -508,7 +552,8 @@ def _simulate_residual(blocks, width, samples, bd, alpha, norm, position, activa
         bias=float(b), slope=slope, seed=seed, dtype=dtype.name, grad_var=r["grad_var"],
         grad_norm=r["grad_norm"], architecture="residual", branch_depth=bd, branch_scale=alpha,
         norm=norm, norm_position=position if norm is not None else None,
-        branch_q=st["branch_q"], branch_ratio=st["branch_ratio"])
+        branch_q=st["branch_q"], branch_ratio=st["branch_ratio"],
+        branch_sigma_w2=r["branch_sigma_w2"])
 
 
 _ELEMENTWISE = ("uniform", "normal", "truncated_normal", "constant")

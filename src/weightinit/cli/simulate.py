@@ -32,6 +32,10 @@ def add_parser(sub):
                      help="one or more weight schemes to compare (see `weightinit describe`)")
     how.add_argument("--std", nargs="+", type=nonneg_float, metavar="STD",
                      help="one or more plain N(0, STD^2) weight distributions to compare")
+    how.add_argument("--recipe", nargs="+", metavar="NAME",
+                     help="with --architecture residual: one or more transformer recipes "
+                     "(gpt2, megatron, olmo_mitchell, fixup, rezero, ...; see "
+                     "weightinit.recipes) to compare, their parameters given by --param")
     s.add_argument("--depth", type=positive_int, default=None, help="layers (default 5)")
     s.add_argument("--width", type=positive_int, default=None, help="units per layer (default 100)")
     s.add_argument("--widths", type=positive_int, nargs="+", metavar="W",
@@ -53,7 +57,7 @@ def add_parser(sub):
                    "moment per layer")
     add_residual_options(s, several=True)
     s.add_argument("--param", "-p", type=key_value, action="append", default=[], metavar="KEY=VALUE",
-                   help="scheme parameter, e.g. -p scale=2.25 -p distribution=normal")
+                   help="scheme (or recipe) parameter, e.g. -p scale=2.25 -p distribution=normal")
     s.add_argument("--plot", metavar="PATH", help="write the histogram figure (png, pdf, svg, ...)")
     s.add_argument("--max-layers", type=positive_int, default=10,
                    help="histogram columns for deep networks: at most this many evenly spaced "
@@ -86,17 +90,23 @@ def run(args, stdout):
     params = dict(args.param)
     input_dim = args.input_dim or widths[0]
     if args.std is not None and params:
-        raise ValueError("--param sets scheme parameters; it needs --scheme, not --std.")
+        raise ValueError("--param sets scheme or recipe parameters; it needs --scheme or "
+                         "--recipe, not --std.")
     runs = []  # simulate() keyword arguments, one dict per row of the figure
     constant = []
-    for value, residual in itertools.product(args.std if args.std is not None else args.scheme,
-                                             residual_settings(args)):
+    if args.recipe is not None and args.architecture != "residual":
+        raise ValueError("--recipe sets the weights of residual blocks; add --architecture "
+                         "residual.")
+    values = next(v for v in (args.std, args.recipe, args.scheme) if v is not None)
+    for value, residual in itertools.product(values, residual_settings(args)):
         kw = dict(activation=args.activation, widths=widths, samples=args.samples,
                   input_dim=args.input_dim, bias=args.bias, bias_std=args.bias_std,
                   seed=args.seed, dtype=args.dtype, bins=args.bins, backward=args.backward,
                   **residual)
         if args.std is not None:
             kw["std"] = value
+        elif args.recipe is not None:
+            kw.update(recipe=value, **params)
         else:
             info = _init.describe((input_dim, widths[0]), value, layout="keras", **params)
             if info["distribution"] in ("constant", "identity"):
@@ -145,6 +155,9 @@ def run(args, stdout):
 
 
 def _weights_text(result):
+    if result.recipe is not None:
+        extra = ", ".join(f"{k}={v}" for k, v in result.params.items())
+        return f"{result.recipe} recipe{f' ({extra})' if extra else ''} weights"
     if result.scheme.startswith("normal(std="):
         return f"N(0, {result.params['std']:g}^2) weights"
     extra = ", ".join(f"{k}={v}" for k, v in result.params.items())

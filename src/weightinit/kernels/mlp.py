@@ -36,7 +36,7 @@ TAME = 2.0 ** 56
 _JIT = dict(cache=True, error_model="numpy", fastmath={"contract"}, nogil=True)
 # Bound per activation and dtype by ``_specialise``: the code (a compile-time constant), the
 # scalar activation and derivative of the dtype, and the functions that call them.
-_code = _act = _act_call = _deriv = _activate = _slow_row = _forward_rows = None
+_code = _act = _act_call = _deriv = _activate = _slow_row = None
 
 U64 = np.uint64
 
@@ -72,20 +72,20 @@ def _shifted_sums(zr, shift, sd, sd2):
         sd2[j] += d * d
 
 
-@njit(**_JIT)
+@njit(inline="always", **_JIT)
 def _sat_zero(a, sat_lo, sat_hi):
     """saturated + 128 * zero for one value (the count a fast-path accumulator adds)."""
     t = type(a)
     return (t(1) if (a < sat_lo) | (a > sat_hi) else t(0)) + (t(128) if a == 0 else t(0))
 
 
-@njit(**_JIT)
+@njit(inline="always", **_JIT)
 def _bin_params(t, lo, hi, bins):
     """(lo, scale, top) in the dtype ``t`` for equal bins over [lo, hi]; see :func:`_bin`."""
     return t(lo), t(bins / (hi - lo) if hi > lo else 0.0), t(bins - 1)
 
 
-@njit(**_JIT)
+@njit(inline="always", **_JIT)
 def _bin(v, lo, scale, top):
     """The bin of the finite ``v``: values outside [lo, hi] go to the end bins."""
     return np.int32(min(max((v - lo) * scale, type(v)(0)), top))
@@ -171,16 +171,6 @@ def _fill_rows(a, zero, inf, n, kmin, kmax):
 
 
 @njit(**_JIT)
-def _any_nonzero(a):
-    """True if any element of ``a`` is not 0 (a plain bool: a literal would compile the caller
-    twice)."""
-    for j in range(a.size):
-        if a[j] != 0:
-            return True
-    return False
-
-
-@njit(**_JIT)
 def _copy_into(dst, src):
     for j in range(U64(src.size)):
         dst[j] = src[j]
@@ -192,76 +182,93 @@ ACC_Z2, ACC_D, ACC_D2, ACC_COUNTS, ACC_MIN, ACC_MAX, ACC_SHIFT = range(7)
 N_ACC = 7
 
 
-def _forward_rows_py(z, bias, biased, slope, sat_lo, sat_hi, p, r0, r1, lo, hi, h, acc, idx):
-    """Rows r0..r1 (one chunk) of the forward kernel, with their statistics in ``p``
-    (N_STATS, width) and, if ``h`` has bins (a fixed range [lo, hi] known in advance), their
-    histogram added to ``h``; otherwise each unit's extremes are recorded. ``acc`` (N_ACC, TILE)
-    and ``idx`` (TILE) are scratch.
+def _forward_py(z, bias, biased, slope, sat_lo, sat_hi, part, lo, hi, h, acc, idx, c0, c1):
+    """In place, for the rows of chunks c0..c1: ``z[r, j] <- phi(z[r, j] + bias[j])`` (``bias``
+    and ``slope`` of z's dtype; ``biased``: whether any bias is not 0); per-chunk, per-unit
+    statistics in ``part`` of shape (n_chunks, N_STATS, width), and the histogram over [lo, hi]
+    added to ``h`` (4, bins) if it has bins (a fixed range known in advance; otherwise each
+    unit's extremes are recorded). ``acc`` (N_ACC, TILE) of z's dtype and ``idx`` (TILE) int32
+    are scratch. Non-finite activations are counted and left out of the sums, extremes and
+    histogram.
 
-    Units are taken in tiles of ``TILE`` so that the accumulators stay in the first-level cache
-    while the chunk's rows pass over the tile. Each row segment takes short loops that each
-    write few arrays (the vectoriser gives up when it must check many pointers for overlap),
-    with unsigned indices (signed ones keep a negative-index check that stops vectorisation).
+    Per chunk, units are taken in tiles of ``TILE`` so that the accumulators stay in the
+    first-level cache while the chunk's rows pass over the tile. Each row segment takes short
+    loops that each write few arrays (the vectoriser gives up when it must check many pointers
+    for overlap), with unsigned indices (signed ones keep a negative-index check that stops
+    vectorisation).
     """
     t = z.dtype.type
     width = U64(z.shape[1])
-    _fill_rows(p, 0.0, np.inf, width, MIN_A, MAX_A)
+    rows = U64(z.shape[0])
     bins = h.shape[1]
     lo_t, scale, top = _bin_params(t, lo, hi, bins)
     s_lo, s_hi = t(sat_lo), t(sat_hi)
-    for j0 in range(U64(0), width, U64(TILE)):
-        j1 = min(width, j0 + U64(TILE))
-        m = j1 - j0
-        _fill_rows(acc, t(0), t(np.inf), m, ACC_MIN, ACC_MAX)
-        fast = 0  # rows of the chunk that took the fast path for this tile
-        for r in range(r0, r1):
-            zr = z[r, j0:j1]
-            if _add_bias(zr, bias[j0:j1], biased) == 0:
-                _activate(zr, acc[ACC_Z2, :m], slope)
-                if fast == 0:
-                    _copy_into(acc[ACC_SHIFT], zr)
-                else:
-                    _shifted_sums(zr, acc[ACC_SHIFT, :m], acc[ACC_D, :m], acc[ACC_D2, :m])
-                fast += 1
-                if bins:
-                    _fast_counts(zr, acc[ACC_COUNTS, :m], idx, s_lo, s_hi, lo_t, scale, top)
-                    _count_bins(idx, h, m)
-                else:
-                    _fast_counts_range(zr, acc[ACC_COUNTS, :m], acc[ACC_MIN, :m],
-                                       acc[ACC_MAX, :m], s_lo, s_hi)
-            else:
-                _slow_row(zr, p, j0, slope, sat_lo, sat_hi)
-                if bins:
-                    _count(zr, lo, hi, h, idx)
-        for j in range(m):
-            u = j0 + j
-            k, d, d2 = (np.float64(acc[ACC_SHIFT, j]) if fast else 0.0, np.float64(acc[ACC_D, j]),
-                        np.float64(acc[ACC_D2, j]))
-            p[SUM_Z2, u] += np.float64(acc[ACC_Z2, j])
-            p[SUM_A, u] += fast * k + d
-            p[SUM_A2, u] += fast * k * k + 2.0 * k * d + d2
-            cnt = np.float64(acc[ACC_COUNTS, j])  # saturated + 128 * zero, exact
-            zero = np.floor(cnt * (1.0 / 128.0))
-            p[SATURATED, u] += cnt - 128.0 * zero
-            p[ZERO, u] += zero
-            p[MIN_A, u] = min(p[MIN_A, u], np.float64(acc[ACC_MIN, j]))
-            p[MAX_A, u] = max(p[MAX_A, u], np.float64(acc[ACC_MAX, j]))
-
-
-def _forward_py(z, bias, slope, sat_lo, sat_hi, part, lo, hi, h, c0, c1):
-    """In place, for the rows of chunks c0..c1: ``z[r, j] <- phi(z[r, j] + bias[j])`` (``bias``
-    and ``slope`` of z's dtype); per-chunk, per-unit statistics in ``part`` of shape
-    (n_chunks, N_STATS, width), and the histogram over [lo, hi] added to ``h`` (4, bins) unless
-    it has zero bins. Non-finite activations are counted and left out of the sums, extremes and
-    histogram."""
-    rows = U64(z.shape[0])
-    acc = np.empty((N_ACC, TILE), z.dtype)
-    idx = np.empty(TILE, np.int32)
-    biased = _any_nonzero(bias)
     for c in range(U64(c0), U64(c1)):
         r0 = c * U64(CHUNK)
-        _forward_rows(z, bias, biased, slope, sat_lo, sat_hi, part[c], r0, min(rows, r0 + U64(CHUNK)),
-                      lo, hi, h, acc, idx)
+        r1 = min(rows, r0 + U64(CHUNK))
+        p = part[c]
+        _fill_rows(p, 0.0, np.inf, width, MIN_A, MAX_A)
+        for j0 in range(U64(0), width, U64(TILE)):
+            j1 = min(width, j0 + U64(TILE))
+            m = j1 - j0
+            for k in range(N_ACC):  # zeros, but +inf for the minima and -inf for the maxima
+                v = t(np.inf) if k == ACC_MIN else (t(-np.inf) if k == ACC_MAX else t(0))
+                for j in range(m):
+                    acc[k, j] = v
+            fast = 0  # rows of the chunk that took the fast path for this tile
+            for r in range(r0, r1):
+                zr = z[r, j0:j1]
+                if _add_bias(zr, bias[j0:j1], biased) == 0:
+                    _activate(zr, acc[ACC_Z2, :m], slope)
+                    if fast == 0:
+                        _copy_into(acc[ACC_SHIFT], zr)
+                    else:
+                        _shifted_sums(zr, acc[ACC_SHIFT, :m], acc[ACC_D, :m], acc[ACC_D2, :m])
+                    fast += 1
+                    if bins:
+                        _fast_counts(zr, acc[ACC_COUNTS, :m], idx, s_lo, s_hi, lo_t, scale, top)
+                        _count_bins(idx, h, m)
+                    else:
+                        _fast_counts_range(zr, acc[ACC_COUNTS, :m], acc[ACC_MIN, :m],
+                                           acc[ACC_MAX, :m], s_lo, s_hi)
+                else:
+                    _slow_row(zr, p, j0, slope, sat_lo, sat_hi)
+                    if bins:
+                        _count(zr, lo, hi, h, idx)
+            for j in range(m):
+                u = j0 + j
+                k = np.float64(acc[ACC_SHIFT, j]) if fast else 0.0
+                d, d2 = np.float64(acc[ACC_D, j]), np.float64(acc[ACC_D2, j])
+                p[SUM_Z2, u] += np.float64(acc[ACC_Z2, j])
+                p[SUM_A, u] += fast * k + d
+                p[SUM_A2, u] += fast * k * k + 2.0 * k * d + d2
+                cnt = np.float64(acc[ACC_COUNTS, j])  # saturated + 128 * zero, exact
+                zero = np.floor(cnt * (1.0 / 128.0))
+                p[SATURATED, u] += cnt - 128.0 * zero
+                p[ZERO, u] += zero
+                p[MIN_A, u] = min(p[MIN_A, u], np.float64(acc[ACC_MIN, j]))
+                p[MAX_A, u] = max(p[MAX_A, u], np.float64(acc[ACC_MAX, j]))
+
+
+def _aligned(shape, dtype, align=64):
+    """An uninitialised C-contiguous array whose data start on an ``align``-byte boundary."""
+    dtype = np.dtype(dtype)
+    n = int(np.prod(shape))
+    raw = np.empty(n * dtype.itemsize + align, np.uint8)
+    skip = -raw.ctypes.data % align
+    return raw[skip: skip + n * dtype.itemsize].view(dtype).reshape(shape)
+
+
+def _forward_caller(kernel):
+    """The forward kernel as callers use it, ``forward(z, bias, slope, sat_lo, sat_hi, part, lo,
+    hi, h, c0, c1)``: the scratch arrays and the bias test are made here, in Python, so that the
+    compiled kernel allocates nothing (Numba's array allocation costs compile time, not speed)."""
+    def forward(z, bias, slope, sat_lo, sat_hi, part, lo, hi, h, c0, c1):
+        kernel(z, bias, bool(bias.any()), slope, sat_lo, sat_hi, part, lo, hi, h,
+               _aligned((N_ACC, TILE), z.dtype), _aligned(TILE, np.int32), c0, c1)
+
+    forward.kernel = kernel
+    return forward
 
 
 @njit(**_JIT)
@@ -274,21 +281,35 @@ def histogram(a, lo, hi, h, r0, r1):
 
 
 @njit(**_JIT)
+def _reduce_partials(part, samples, out, per_unit):
+    """:func:`reduce_partials` with the scratch ``per_unit`` (NONFINITE + 1, width) float64."""
+    width = U64(part.shape[2])
+    for k in range(NONFINITE + 1):
+        acc = per_unit[k]
+        for j in range(width):
+            acc[j] = 0.0
+        for c in range(part.shape[0]):
+            row = part[c, k]
+            for j in range(width):
+                acc[j] += row[j]
+    for k in range(NONFINITE + 1):
+        total = 0.0
+        for j in range(width):
+            total += per_unit[k, j]
+        out[k] = total
+    dead = 0.0
+    for j in range(width):
+        dead += 1.0 if per_unit[ZERO, j] == samples else 0.0
+    out[NONFINITE + 1] = dead
+
+
 def reduce_partials(part, samples, out):
     """One layer's totals from its partials (n_chunks, N_STATS, width), into ``out``: the sums
     of a, a**2 and z**2, the saturated, zero and non-finite counts, and the number of units that
     are zero in all ``samples`` rows (dead units). Summed over chunks per unit first (the
-    vectorised direction), then over units."""
-    width = U64(part.shape[2])
-    per_unit = np.zeros((NONFINITE + 1, part.shape[2]))
-    for c in range(part.shape[0]):
-        for k in range(NONFINITE + 1):
-            row, acc = part[c, k], per_unit[k]
-            for j in range(width):
-                acc[j] += row[j]
-    for k in range(NONFINITE + 1):
-        out[k] = per_unit[k].sum()
-    out[NONFINITE + 1] = np.sum(per_unit[ZERO] == samples)
+    vectorised direction, into scratch made here: array allocation in the kernel would cost
+    compile time), then over units."""
+    _reduce_partials(part, samples, out, np.empty((NONFINITE + 1, part.shape[2])))
 
 
 def _backward_py(g, z, slope, r0, r1):
@@ -309,16 +330,16 @@ def _copy(py, name, env):
 
 
 def _specialise(name, dtype):
-    """Forward and backward kernels for one activation and dtype, each a cached module-level
-    function."""
+    """Forward (through :func:`_forward_caller`) and backward kernels for one activation and
+    dtype, each a cached module-level function."""
     scalar = A.BY_DTYPE[dtype]
     env = dict(globals(), _code=A.CODES[name], _act=scalar.phi[name], _deriv=scalar.dphi[name],
                _act_call=scalar.phi_call[name])
     tag = f"{name}_{dtype}"
-    for py in (_activate_py, _slow_row_py, _forward_rows_py):
+    for py in (_activate_py, _slow_row_py):
         base = py.__name__[:-3]
         env[base] = njit(**_JIT)(_copy(py, f"{base}_{tag}", env))
-    return (njit(**_JIT)(_copy(_forward_py, f"forward_{tag}", env)),
+    return (_forward_caller(njit(**_JIT)(_copy(_forward_py, f"forward_{tag}", env))),
             njit(**_JIT)(_copy(_backward_py, f"backward_{tag}", env)))
 
 
