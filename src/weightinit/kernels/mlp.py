@@ -272,12 +272,15 @@ def _forward_caller(kernel):
 
 
 @njit(**_JIT)
-def histogram(a, lo, hi, h, r0, r1):
-    """Add the finite values of rows r0..r1 of ``a`` to the histogram ``h`` (4, bins) over
-    [lo, hi]."""
-    idx = np.empty(a.shape[1], np.int32)
+def _histogram(a, lo, hi, h, r0, r1, idx):
     for r in range(r0, r1):
         _count(a[r], lo, hi, h, idx)
+
+
+def histogram(a, lo, hi, h, r0, r1):
+    """Add the finite values of rows r0..r1 of ``a`` to the histogram ``h`` (4, bins) over
+    [lo, hi] (the bin-index scratch is made here, not in the kernel)."""
+    _histogram(a, lo, hi, h, r0, r1, np.empty(a.shape[1], np.int32))
 
 
 @njit(**_JIT)
