@@ -302,11 +302,7 @@ def _backward(saved, checkpoint, blocks, bd, samples, width, dtype, seed, use, b
 
             def first(t, w=weights.view(use), B=B, g=g, use=use):
                 (r0, r1), (c0, c1) = team.rows[t], team.chunks[t]
-                for c in range(c0, c1):
-                    sq = np.square(g[c * K.CHUNK: min(samples, (c + 1) * K.CHUNK)],
-                                   dtype=np.float64)
-                    sums[0, c] = sq.sum()
-                    sums[1, c] = np.sqrt(sq.sum(axis=1)).sum()
+                S._cotangent_sums(g, sums, c0, c1)
                 gu = g
                 with np.errstate(over="ignore", invalid="ignore"):
                     if post:

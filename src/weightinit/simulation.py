@@ -759,6 +759,16 @@ class _Stopped(Exception):
     """Raised in a team thread when another one failed."""
 
 
+def _cotangent_sums(g, sums, c0, c1):
+    """Per row chunk c of the cotangent ``g`` (chunks c0..c1): ``sums[0, c]``, its sum of
+    squares, and ``sums[1, c]``, the sum of its rows' L2 norms (float64)."""
+    samples = g.shape[0]
+    for c in range(c0, c1):
+        sq = np.square(g[c * K.CHUNK: min(samples, (c + 1) * K.CHUNK)], dtype=np.float64)
+        sums[0, c] = sq.sum()
+        sums[1, c] = np.sqrt(sq.sum(axis=1)).sum()
+
+
 def _reduce_layer(part, samples, layer, stats):
     """Combine the per-chunk, per-unit partials of one layer into its statistics."""
     totals = np.empty(7)
@@ -799,11 +809,7 @@ def _backward(h_last, saved, checkpoint, depth, dims, samples, dtype, seed, reco
 
             def step(t, g=g, z=zs[layer - s], w=weights.view(use), g_in=g_in, use=use):
                 (r0, r1), (c0, c1) = team.rows[t], team.chunks[t]
-                for c in range(c0, c1):
-                    sq = np.square(g[c * K.CHUNK: min(samples, (c + 1) * K.CHUNK)],
-                                   dtype=np.float64)
-                    sums[0, c] = sq.sum()
-                    sums[1, c] = np.sqrt(sq.sum(axis=1)).sum()
+                _cotangent_sums(g, sums, c0, c1)
                 bwd(g, z, slope, r0, r1)  # g <- g * phi'(z)
                 with np.errstate(over="ignore", invalid="ignore"):
                     np.matmul(g[r0:r1], w.T, out=g_in[r0:r1])
