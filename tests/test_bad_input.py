@@ -292,6 +292,12 @@ rows(W.simulate,
 rows(sim_theory("zeros"), ((), {}, ValueError, "scheme 'zeros'"))
 rows(sim_theory("constant"), ((), {}, ValueError, "scheme 'constant'"))
 
+# ----------------------------------------------------------------------------- warmup
+rows(W.warmup, ((["float16"],), {}, TypeError, "`dtypes`"),
+     ((3,), {}, TypeError, "`dtypes`"),
+     ((["float32"], ["swish"]), {}, ValueError, "`activations`"),
+     (("float32", 0.5), {}, TypeError, "`activations`"))
+
 # ----------------------------------------------------------------------------- lsuv
 _W2 = [np.zeros((4, 3), np.float32), np.zeros((3, 2), np.float32)]
 _X = np.random.default_rng(0).standard_normal((16, 4))

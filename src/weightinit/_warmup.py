@@ -82,8 +82,8 @@ def warmup(dtypes=DTYPES, activations=ACTIVATIONS, *, progress=None):
         cache every kernel compiles (``docs/performance.md`` section 7 has the times); on a warm
         one each part only loads.
     """
-    dtypes = [V.check_dtype(d, "dtypes").name for d in _as_tuple(dtypes)]
-    activations = _as_tuple(activations)
+    dtypes = [V.check_dtype(d, "dtypes").name for d in _as_tuple("dtypes", dtypes)]
+    activations = _as_tuple("activations", activations)
     for a in activations:
         V.check_choice("activations", a, ACTIVATIONS)
     parts = [(f"generators {d}", _generators, (d,)) for d in dtypes]
@@ -103,5 +103,12 @@ def warmup(dtypes=DTYPES, activations=ACTIVATIONS, *, progress=None):
     return times
 
 
-def _as_tuple(value):
-    return (value,) if isinstance(value, str) else tuple(value)
+def _as_tuple(name, value):
+    """One name or a sequence of names as a tuple."""
+    if isinstance(value, str):
+        return (value,)
+    try:
+        return tuple(value)
+    except TypeError:
+        raise TypeError(f"`{name}` must be a name or a sequence of names. Received: "
+                        f"{name}={value!r}") from None
