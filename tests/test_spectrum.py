@@ -255,3 +255,45 @@ def test_cli_spectrum_residual(tmp_path):
     assert data["mean_field_mean_sq"] == pytest.approx(want, rel=1e-12)
     assert "mean-field mean s^2" in out.getvalue() and "4 residual blocks" in out.getvalue()
     assert cli.main(["spectrum", "--norm", "rms"], stdout=out) == 2
+
+
+def test_recipes_in_residual_spectra():
+    # GPT-2 with one-layer branches: every branch matrix is an output projection of std
+    # 0.02 / sqrt(2 L), so the spectrum equals the plain std= run bit for bit. ReZero's zero
+    # gate makes J the identity. OLMo's per-layer stds enter the mean-field prediction.
+    L, n = 6, 48
+    kw = dict(activation="tanh", samples=2, architecture="residual", seed=3)
+    a = W.jacobian_spectrum(L, n, recipe="gpt2", **kw)
+    b = W.jacobian_spectrum(L, n, std=0.02 / np.sqrt(2 * L), **kw)
+    np.testing.assert_array_equal(a.singular_values, b.singular_values)
+    assert a.recipe == "gpt2" and a.scheme == "gpt2 recipe"
+    r = W.jacobian_spectrum(L, n, recipe="rezero", branch_depth=2, **kw)
+    np.testing.assert_allclose(r.singular_values, 1.0, rtol=1e-12)
+    o = W.jacobian_spectrum(L, 256, recipe="olmo_mitchell", branch_depth=2, norm="layer",
+                             **dict(kw, samples=4))
+    assert o.branch_sigma_w.shape == (L, 2) and o.branch_sigma_w[0, 1] > o.branch_sigma_w[5, 1]
+    # One draw of the weights at width 256: measured -1.9 % to +0.9 % from mean field over seeds
+    # 3-5 (finite width, the same size as the 1/sqrt(width) fluctuation of tr(JJ^T)/n of a
+    # six-block product); 5 % leaves room without hiding a wrong sigma_w (the scalar one of
+    # block 0 would be off by 30 %).
+    np.testing.assert_allclose(o.mean_sq, o.mean_field_mean_sq(), rtol=0.05)
+    with pytest.raises(ValueError, match="architecture='residual'"):
+        W.jacobian_spectrum(3, 8, recipe="gpt2")
+
+
+def test_cli_spectrum_recipes(tmp_path):
+    import io
+
+    from weightinit import cli
+
+    out = io.StringIO()
+    common = ["--architecture", "residual", "--branch-depth", "2", "--depth", "3", "--width", "16"]
+    assert cli.main(["spectrum", "--recipe", "mup", "-p", "base_width=8"] + common, stdout=out) == 0
+    ref = W.jacobian_spectrum(3, 16, architecture="residual", branch_depth=2, recipe="mup",
+                              base_width=8)
+    text = out.getvalue()
+    assert "mup recipe" in text and f"{ref.mean_field_mean_sq():.6g}" in text
+    out = io.StringIO()
+    assert cli.main(["spectrum", "--recipe", "fixup"] + common, stdout=out) == 0
+    assert "mean-field: not available (fixup recipe gives constant" in out.getvalue()
+    assert cli.main(["spectrum", "--recipe", "gpt2"], stdout=out) == 2

@@ -75,7 +75,8 @@ class JacobianSpectrum(JSONFields):
     moments : :math:`m_1, m_2, \\dots` pooled over samples (4 exact, 2 randomised).
     layer_mean_sq : (depth,) :math:`\\mathrm{tr}(J_l J_l^\\top)/n` after each layer l (exact).
     q_input : second moment of the inputs; sigma_w, sigma_b : the weight scale
-        :math:`\\sqrt{\\mathrm{Var}(W)\\,n}` and the bias std.
+        :math:`\\sqrt{\\mathrm{Var}(W)\\,n}` and the bias std. With a ``recipe``,
+        ``branch_sigma_w`` (blocks, branch_depth) holds each branch layer's scale.
     """
 
     depth: int
@@ -102,6 +103,8 @@ class JacobianSpectrum(JSONFields):
     branch_scale: float = 1.0
     norm: Optional[str] = None
     norm_position: Optional[str] = None
+    recipe: Optional[str] = None
+    branch_sigma_w: Optional[np.ndarray] = None
 
     def mean_field_mean_sq(self):
         """Mean-field :math:`\\mathrm{tr}(JJ^\\top)/n` of this residual network at its inputs'
@@ -112,8 +115,12 @@ class JacobianSpectrum(JSONFields):
         if self.architecture != "residual":
             raise ValueError("mean_field_mean_sq() is for architecture='residual'; an MLP's "
                              "prediction is theory().mean_sq (chi1^L).")
+        sigma_w = self.sigma_w if self.branch_sigma_w is None else self.branch_sigma_w
+        if not np.all(np.isfinite(sigma_w)):
+            raise ValueError(f"{self.scheme} gives constant (zero or identity) weights to some "
+                             "branch layers; mean-field theory needs random weights.")
         return propagate_residual(
-            self.activation, self.sigma_w, self.sigma_b, self.q_input, self.depth,
+            self.activation, sigma_w, self.sigma_b, self.q_input, self.depth,
             branch_scale=self.branch_scale, branch_depth=self.branch_depth, norm=self.norm,
             norm_position=self.norm_position or "pre", slope=self.slope)["grad_input"]
 
@@ -138,7 +145,7 @@ class JacobianSpectrum(JSONFields):
 def jacobian_spectrum(depth, width, *, activation="tanh", scheme=_UNSET, std=None, sigma_b=0.0,
                       samples=4, x=None, seed=0, bins=50, architecture="mlp", method="exact",
                       probes=16, slope=0.01, branch_depth=1, branch_scale=1.0, norm=None,
-                      norm_position="pre", **scheme_params):
+                      norm_position="pre", recipe=None, **scheme_params):
     r"""Singular values of the input-output Jacobian :math:`J = D^L W^{L\top} \cdots D^1
     W^{1\top}` of a deep square MLP at ``samples`` inputs (see :mod:`weightinit.spectrum`).
 
@@ -168,6 +175,9 @@ def jacobian_spectrum(depth, width, *, activation="tanh", scheme=_UNSET, std=Non
         ``"residual"``: ``depth`` residual blocks as in :func:`weightinit.simulate`, with
         ``branch_depth``, ``branch_scale``, ``norm`` and ``norm_position`` as there (exact
         method only).
+    recipe : str, optional
+        Residual networks only: a transformer recipe draws the branch weights by role, as in
+        :func:`weightinit.simulate` (its parameters as extra keywords).
     method : {"exact", "randomised"}
         Exact SVD of the accumulated product, or Hutchinson estimates of :math:`m_1, m_2`
         with ``probes`` Gaussian probe vectors per sample.
@@ -213,6 +223,14 @@ def jacobian_spectrum(depth, width, *, activation="tanh", scheme=_UNSET, std=Non
     if residual and method != "exact":
         raise ValueError("architecture='residual' supports method='exact' only.")
     shape = (n, n)
+    layer_spec = recipe_params = None
+    if recipe is not None:
+        if not residual:
+            raise ValueError("`recipe` sets the weights of residual blocks by their role; pass "
+                             "architecture='residual', or use `scheme` for an MLP.")
+        layer_spec, gate = R.recipe_layers(recipe, scheme_params, depth, bd, n)
+        alpha *= gate
+        recipe_params, scheme_params = dict(scheme_params), {}
     if std is not None:
         std = V.check_real("std", std, nonnegative=True)
         sw2 = std * std * n
@@ -229,11 +247,30 @@ def jacobian_spectrum(depth, width, *, activation="tanh", scheme=_UNSET, std=Non
     sw = math.sqrt(sw2)
     code = CODES[activation]
 
+    def own(layer):  # a recipe's (scheme, params) for weight matrix ``layer``, or None
+        return layer_spec(layer) if layer_spec is not None else None
+
     def draw(layer):
         s = stream_seed(seed, layer, _WEIGHT)
+        if own(layer) is not None:
+            name_l, params_l = own(layer)
+            return get(name_l)(shape, seed=s, dtype=np.float64, layout="keras", **params_l)
         if std is not None:
             return normal(shape, 0.0, std, seed=s, dtype=np.float64)
         return get(scheme)(shape, seed=s, dtype=np.float64, layout="keras", **scheme_params)
+
+    branch_sw = None
+    if recipe is not None:
+        def scale(layer):
+            if own(layer) is None:
+                return sw
+            info = describe(shape, own(layer)[0], layout="keras", **own(layer)[1])
+            return (math.nan if info["distribution"] in ("constant", "identity")
+                    else math.sqrt(info["variance"] * n))
+
+        branch_sw = np.array([[scale(b * bd + k) for k in range(bd)] for b in range(depth)])
+        sw = float(branch_sw[0, 0])
+        name, params = f"{recipe} recipe", recipe_params
 
     if x is None and residual:
         h = normal((samples, n), seed=stream_seed(seed, 0, _INPUT), dtype=np.float64)
@@ -259,7 +296,8 @@ def jacobian_spectrum(depth, width, *, activation="tanh", scheme=_UNSET, std=Non
                        scheme=name, params=params, samples=samples, seed=seed, method=method,
                        sigma_w=sw, sigma_b=sb, q_input=q_in, slope=slope,
                        architecture=architecture, branch_depth=bd, branch_scale=alpha,
-                       norm=norm, norm_position=norm_position if norm is not None else None)
+                       norm=norm, norm_position=norm_position if norm is not None else None,
+                       recipe=recipe, branch_sigma_w=branch_sw)
     mats = np.empty((samples, n, n)) if exact else None  # M_l = J_l^T per sample
     tmp = np.empty(shape)
     layer_sq = np.zeros(depth) if exact else None

@@ -20,6 +20,9 @@ def add_parser(sub):
     how = s.add_mutually_exclusive_group()
     how.add_argument("--scheme", default=None, help="weight scheme (default glorot_normal)")
     how.add_argument("--std", type=nonneg_float, default=None, help="plain N(0, STD^2) weights")
+    how.add_argument("--recipe", default=None,
+                     help="with --architecture residual: a transformer recipe (gpt2, "
+                     "olmo_mitchell, mup, ...) draws the branch weights, -p its parameters")
     s.add_argument("--param", "-p", type=key_value, action="append", default=[],
                    metavar="KEY=VALUE", help="scheme parameter, e.g. -p gain=1.3")
     s.add_argument("--depth", type=positive_int, default=10, help="layers (default 10)")
@@ -49,8 +52,15 @@ def run(args, stdout):
     check_outputs(plot=args.plot, json=args.json)
     plotting = import_plotting() if args.plot else None
     fmt = plotting.check_path(args.plot) if args.plot else None
-    kw = dict(std=args.std) if args.std is not None else dict(
-        scheme=args.scheme or "glorot_normal", **params)
+    if args.recipe is not None:
+        if args.architecture != "residual":
+            raise ValueError("--recipe sets the weights of residual blocks; add --architecture "
+                             "residual.")
+        kw = dict(recipe=args.recipe, **params)
+    elif args.std is not None:
+        kw = dict(std=args.std)
+    else:
+        kw = dict(scheme=args.scheme or "glorot_normal", **params)
     kw.update(residual_settings(args)[0])  # single-valued options: one setting
     residual = args.architecture == "residual"
     result = jacobian_spectrum(args.depth, args.width, activation=args.activation,
@@ -58,7 +68,10 @@ def run(args, stdout):
                                bins=args.bins, method=args.method, slope=args.slope, **kw)
     theory = mean_field = None
     if residual:
-        mean_field = result.mean_field_mean_sq()
+        try:
+            mean_field = result.mean_field_mean_sq()
+        except ValueError as e:
+            print(f"mean-field: not available ({e})", file=stdout)
     else:
         try:
             theory = result.theory()
