@@ -74,7 +74,7 @@ def check_residual(architecture, branch_depth, branch_scale, norm, norm_position
     return branch_depth, alpha
 
 
-def recipe_layers(recipe, params, blocks, bd, width):
+def recipe_layers(recipe, params, architecture, blocks, bd, width):
     """A transformer recipe (:mod:`weightinit.recipes`) as the weights of ``blocks`` residual
     blocks of ``bd``-layer branches and model width ``width``: ``(layer_spec, gate)``, where
     ``layer_spec(matrix)`` is the ``(scheme, params)`` of weight matrix ``matrix`` (block
@@ -82,8 +82,12 @@ def recipe_layers(recipe, params, blocks, bd, width):
     None where the recipe keeps the framework's default, and ``gate`` the recipe's constant
     ``residual_gate`` (1 if it has none). ZerO's ``zero_init`` of a square matrix is the
     identity. Raises the recipe's own errors (unknown name or parameter, missing
-    ``base_width``...) before anything is drawn."""
+    ``base_width``...) before anything is drawn; a ValueError for an MLP ``architecture``."""
     from . import recipes
+
+    if architecture != "residual":
+        raise ValueError("`recipe` sets the weights of residual blocks by their role; pass "
+                         "architecture='residual', or use `scheme` for an MLP.")
 
     shape = (width, width)
 

@@ -55,7 +55,7 @@ def _simulation(dtype, activation, first):
 
 
 def _float64_only():
-    for n in (8, 1 << 16):  # `weightinit stream`: raw words and the normal PIT
+    for n in (8, R._PARALLEL_MIN):  # `weightinit stream`: raw words and the normal PIT
         R.words(n, seed=0)
         R._normal_pit_words(R.normal(n, seed=0, dtype=np.float64))
     _activation(ACTIVATIONS[0], np.zeros(1), 0.01)  # one kernel: the activation is an argument

@@ -336,10 +336,8 @@ def simulate(depth=None, width=None, *, activation="tanh", scheme=_UNSET, std=No
                                          norm_position, widths, input_dim, x)
     layer_spec = None
     if recipe is not None:
-        if architecture != "residual":
-            raise ValueError("`recipe` sets the weights of residual blocks by their role; pass "
-                             "architecture='residual', or use `scheme` for an MLP.")
-        layer_spec, gate = _residual.recipe_layers(recipe, scheme_params, depth, bd, widths[0])
+        layer_spec, gate = _residual.recipe_layers(recipe, scheme_params, architecture, depth,
+                                                   bd, widths[0])
         alpha *= gate
         recipe_params, scheme_params = dict(scheme_params), {}
     if architecture == "residual":
@@ -477,17 +475,34 @@ def simulate(depth=None, width=None, *, activation="tanh", scheme=_UNSET, std=No
         grad_var=grad_var, grad_norm=grad_norm)
 
 
+def _weight_specs(std, scheme, scheme_params, layer_spec=None):
+    """``spec(layer)``: weight matrix ``layer``'s ``(scheme, params)`` (``layer_spec(layer)``,
+    a recipe's, where it gives one; else ``scheme``), or None for plain N(0, std^2) weights."""
+    def spec(layer):
+        own = layer_spec(layer) if layer_spec is not None else None
+        if own is not None:
+            return own
+        return None if std is not None else (scheme, scheme_params)
+
+    return spec
+
+
+def _mean_field_sigma_w2(shape, scheme, params):
+    """sigma_w^2 = Var(W) * fan_in of ``scheme`` on ``shape`` (Keras layout: fan_in = shape[0]);
+    NaN for constant and identity weights, where mean-field theory does not apply."""
+    info = describe(shape, scheme, layout="keras", **params)
+    if info["distribution"] in ("constant", "identity"):
+        return math.nan
+    return info["variance"] * shape[0]
+
+
 def _layer_weights(dims, seed, dtype, std, scheme, scheme_params, layer_spec=None):
     """Per weight matrix ``layer`` (shape (dims[layer], dims[layer + 1])): ``draw_weights(layer,
     out)``, its element-wise plan (None for orthogonal and identity) and the mean-field weight
     variance sigma_w^2 = Var(W) * fan_in (NaN for constant weights). ``layer_spec(layer)``, if
     given, is that layer's ``(scheme, params)`` (a recipe's), or None for ``std``/``scheme``. The
     scheme is validated on the first matrix's shape."""
-    def spec(layer):
-        own = layer_spec(layer) if layer_spec is not None else None
-        if own is not None:
-            return own
-        return None if std is not None else (scheme, scheme_params)
+    spec = _weight_specs(std, scheme, scheme_params, layer_spec)
 
     def draw_weights(layer, out):
         n_in, n_out = dims[layer], dims[layer + 1]
@@ -508,12 +523,7 @@ def _layer_weights(dims, seed, dtype, std, scheme, scheme_params, layer_spec=Non
         if key not in known:
             with planning():
                 plan = draw_weights(layer, None)
-            if sp is None:
-                s2 = std * std * n_in
-            else:
-                info = describe((n_in, n_out), sp[0], layout="keras", **sp[1])
-                s2 = (math.nan if info["distribution"] in ("constant", "identity")
-                      else info["variance"] * n_in)
+            s2 = std * std * n_in if sp is None else _mean_field_sigma_w2((n_in, n_out), *sp)
             known[key] = (plan if getattr(plan, "kind", None) in _ELEMENTWISE else None, s2)
         plan, sigma_w2[layer] = known[key]
         plans.append(plan)

@@ -47,10 +47,11 @@ import numpy as np
 
 from . import _residual as R
 from . import _validate as V
-from .initializers import describe, get, normal
+from .initializers import get, normal
 from .kernels.activations import CODES
 from .quadrature import _phi
-from .simulation import _BIAS, _COTANGENT, _INPUT, _WEIGHT, JSONFields, stream_seed
+from .simulation import (_BIAS, _COTANGENT, _INPUT, _WEIGHT, JSONFields, _mean_field_sigma_w2,
+                         _weight_specs, stream_seed)
 
 __all__ = ["JacobianSpectrum", "jacobian_spectrum"]
 
@@ -225,10 +226,7 @@ def jacobian_spectrum(depth, width, *, activation="tanh", scheme=_UNSET, std=Non
     shape = (n, n)
     layer_spec = recipe_params = None
     if recipe is not None:
-        if not residual:
-            raise ValueError("`recipe` sets the weights of residual blocks by their role; pass "
-                             "architecture='residual', or use `scheme` for an MLP.")
-        layer_spec, gate = R.recipe_layers(recipe, scheme_params, depth, bd, n)
+        layer_spec, gate = R.recipe_layers(recipe, scheme_params, architecture, depth, bd, n)
         alpha *= gate
         recipe_params, scheme_params = dict(scheme_params), {}
     if std is not None:
@@ -236,10 +234,9 @@ def jacobian_spectrum(depth, width, *, activation="tanh", scheme=_UNSET, std=Non
         sw2 = std * std * n
         name, params = "normal", {"std": std}
     else:
-        info = describe(shape, scheme, layout="keras", **scheme_params)
-        if info["distribution"] in ("constant", "identity"):
+        sw2 = _mean_field_sigma_w2(shape, scheme, scheme_params)
+        if math.isnan(sw2):
             raise ValueError(f"`scheme`={scheme!r} gives constant weights: use a random scheme.")
-        sw2 = info["variance"] * n
         name, params = scheme, dict(scheme_params)
     V.check_memory(((samples + 3) * n * n if method == "exact" else
                     3 * n * n + samples * n * (depth + 2 * probes)) * 8,
@@ -247,28 +244,20 @@ def jacobian_spectrum(depth, width, *, activation="tanh", scheme=_UNSET, std=Non
     sw = math.sqrt(sw2)
     code = CODES[activation]
 
-    def own(layer):  # a recipe's (scheme, params) for weight matrix ``layer``, or None
-        return layer_spec(layer) if layer_spec is not None else None
+    spec = _weight_specs(std, scheme, scheme_params, layer_spec)
 
     def draw(layer):
         s = stream_seed(seed, layer, _WEIGHT)
-        if own(layer) is not None:
-            name_l, params_l = own(layer)
-            return get(name_l)(shape, seed=s, dtype=np.float64, layout="keras", **params_l)
-        if std is not None:
+        sp = spec(layer)
+        if sp is None:
             return normal(shape, 0.0, std, seed=s, dtype=np.float64)
-        return get(scheme)(shape, seed=s, dtype=np.float64, layout="keras", **scheme_params)
+        return get(sp[0])(shape, seed=s, dtype=np.float64, layout="keras", **sp[1])
 
     branch_sw = None
     if recipe is not None:
-        def scale(layer):
-            if own(layer) is None:
-                return sw
-            info = describe(shape, own(layer)[0], layout="keras", **own(layer)[1])
-            return (math.nan if info["distribution"] in ("constant", "identity")
-                    else math.sqrt(info["variance"] * n))
-
-        branch_sw = np.array([[scale(b * bd + k) for k in range(bd)] for b in range(depth)])
+        branch_sw = np.sqrt([[sw2 if spec(b * bd + k) is None
+                              else _mean_field_sigma_w2(shape, *spec(b * bd + k))
+                              for k in range(bd)] for b in range(depth)])
         sw = float(branch_sw[0, 0])
         name, params = f"{recipe} recipe", recipe_params
 

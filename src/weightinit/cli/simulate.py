@@ -155,9 +155,6 @@ def run(args, stdout):
 
 
 def _weights_text(result):
-    if result.recipe is not None:
-        extra = ", ".join(f"{k}={v}" for k, v in result.params.items())
-        return f"{result.recipe} recipe{f' ({extra})' if extra else ''} weights"
     if result.scheme.startswith("normal(std="):
         return f"N(0, {result.params['std']:g}^2) weights"
     extra = ", ".join(f"{k}={v}" for k, v in result.params.items())

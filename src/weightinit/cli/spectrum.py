@@ -24,7 +24,7 @@ def add_parser(sub):
                      help="with --architecture residual: a transformer recipe (gpt2, "
                      "olmo_mitchell, mup, ...) draws the branch weights, -p its parameters")
     s.add_argument("--param", "-p", type=key_value, action="append", default=[],
-                   metavar="KEY=VALUE", help="scheme parameter, e.g. -p gain=1.3")
+                   metavar="KEY=VALUE", help="scheme (or recipe) parameter, e.g. -p gain=1.3")
     s.add_argument("--depth", type=positive_int, default=10, help="layers (default 10)")
     s.add_argument("--width", type=positive_int, default=128, help="units (default 128)")
     s.add_argument("--sigma-b", type=nonneg_float, default=0.0, help="bias std (default 0)")

@@ -267,7 +267,6 @@ def _forward_caller(kernel):
         kernel(z, bias, bool(bias.any()), slope, sat_lo, sat_hi, part, lo, hi, h,
                _aligned((N_ACC, TILE), z.dtype), _aligned(TILE, np.int32), c0, c1)
 
-    forward.kernel = kernel
     return forward
 
 
