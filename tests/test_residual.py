@@ -221,6 +221,32 @@ def test_norm_kernels_against_finite_differences(center):
     np.testing.assert_allclose(dx, fd, rtol=1e-6, atol=1e-8)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_residual_add_kernel_against_numpy(dtype):
+    from weightinit.kernels import mlp as K
+
+    rng = np.random.default_rng(1)
+    rows, width = 150, 37  # three chunks, the last one partial
+    h, f = (rng.standard_normal((rows, width)).astype(dtype) for _ in range(2))
+    f[5, 3], f[100, 0] = np.inf, np.nan
+    bias, alpha = rng.standard_normal(width).astype(dtype), dtype(0.3)
+    n_chunks = -(-rows // K.CHUNK)
+    for moment in (False, True):
+        out, sums = np.empty_like(h), np.full((n_chunks, 2, width), 7.0)
+        K.residual_add(h, f, bias, alpha, out, sums, moment, 0, n_chunks)
+        with np.errstate(invalid="ignore"):
+            v = f + bias
+            np.testing.assert_array_equal(out, h + alpha * v)  # NumPy's rounding, no FMA
+        if moment:
+            v64 = v.astype(np.float64)
+            finite = np.isfinite(v64)
+            for c in range(n_chunks):
+                sl = slice(c * K.CHUNK, (c + 1) * K.CHUNK)
+                np.testing.assert_allclose(sums[c, 0], np.where(finite, v64, 0)[sl].__pow__(2)
+                                           .sum(axis=0), rtol=1e-12)
+                np.testing.assert_array_equal(sums[c, 1], (~finite[sl]).sum(axis=0))
+
+
 def test_results_do_not_depend_on_the_thread_count():
     kw = dict(architecture="residual", activation="relu", scheme="he_normal", samples=200,
               branch_depth=2, norm="layer", backward=True)

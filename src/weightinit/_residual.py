@@ -24,6 +24,7 @@ depth; the backward pass recomputes each segment of ``checkpoint`` blocks from i
 """
 
 import math
+import threading
 import types
 
 import numpy as np
@@ -153,29 +154,42 @@ def simulate_residual(*, blocks, width, samples, bd, alpha, norm, position, acti
     weights = S._Weights(order, dims, dtype, plans, draw_weights,
                          [S.stream_seed(seed, layer, S._WEIGHT) for layer in range(n_mats)],
                          bias_vector, team)
-    parts = {k: np.empty((team.n_chunks, K.N_STATS, width)) for k in ("branch", "out", "stream")}
-    hists = np.zeros((team.size, 4, bins), np.int64)
+    # Statistics and histograms by block parity: the last thread to finish block l reduces
+    # its while the others already compute block l + 1's.
+    parts = [{k: np.empty((team.n_chunks, K.N_STATS, width)) for k in ("branch", "stream")}
+             for _ in range(2)]
+    out_sums = np.empty((2, team.n_chunks, 2, width))  # the branch output's second moment
+    hists = np.zeros((team.size, 4, bins), np.int64)  # each thread's scratch
     no_hist = np.zeros((4, 0), np.int64)
     zero_bias = np.zeros(width, dtype)
     sat_lo, sat_hi = S.SATURATION.get(activation, (-math.inf, math.inf))
     inf = math.inf
     t_alpha = dtype.type(alpha)
 
-    def buffers(h, keep):
+    def mat():
+        return np.empty((samples, width), dtype)
+
+    def buffers(h, hn=None, keep=False, scratch=None):
         """One block's arrays: its input h, output hn, branch input xb (pre-norm), branch
         activations a (and a2: the second layer's output), the normalisations' row scales and,
-        with ``keep`` (recomputation for the backward pass), the pre-activations z1."""
-        def mat():
-            return np.empty((samples, width), dtype)
+        with ``keep`` (recomputation for the backward pass), the pre-activations z1. Blocks
+        may share the ``scratch`` of another block's (row-wise work: each thread only ever
+        touches its own rows)."""
+        sc = scratch or types.SimpleNamespace(
+            xb=mat() if pre else None, a=mat(), a2=mat() if bd == 2 else None,
+            s_pre=np.empty(samples), s_post=np.empty(samples))
         return types.SimpleNamespace(
-            h=h, hn=mat(), xb=mat() if pre else h, a=mat(), a2=mat() if bd == 2 else None,
-            z1=mat() if keep else None, s_pre=np.empty(samples), s_post=np.empty(samples))
+            h=h, hn=mat() if hn is None else hn, xb=sc.xb if pre else h, a=sc.a, a2=sc.a2,
+            z1=mat() if keep else None, s_pre=sc.s_pre, s_post=sc.s_post)
 
-    def block_rows(k, use, t, B):
-        """Thread t's rows of block step k (branch layer k + 1) with the weights of ``use``;
-        after the last branch layer, the residual sum, post-norm and stream statistics."""
+    def block_rows(k, use, t, B, par):
+        """Thread t's rows of block step k (branch layer k + 1) with the weights of ``use``,
+        statistics into the buffers of parity ``par``; after the last branch layer, the
+        residual sum (with the branch output's second moment), post-norm and the stream's
+        statistics."""
         (r0, r1), (c0, c1) = team.rows[t], team.chunks[t]
         w, bvec = weights.view(use), weights.bias(use)
+        P = parts[par]
         with np.errstate(over="ignore", invalid="ignore"):  # reported as `nonfinite`
             if k == 0:
                 if pre:
@@ -183,25 +197,25 @@ def simulate_residual(*, blocks, width, samples, bd, alpha, norm, position, acti
                 np.matmul(B.xb[r0:r1], w, out=B.a[r0:r1])
                 if B.z1 is not None:
                     np.add(B.a[r0:r1], bvec, out=B.z1[r0:r1])
-                fwd(B.a, bvec, kslope, sat_lo, sat_hi, parts["branch"], 0.0, 0.0, no_hist, c0, c1)
-                f = B.a
+                fwd(B.a, bvec, kslope, sat_lo, sat_hi, P["branch"], 0.0, 0.0, no_hist, c0, c1)
+                f, fbias = B.a, zero_bias
             else:
                 np.matmul(B.a[r0:r1], w, out=B.a2[r0:r1])
-                fwd_lin(B.a2, bvec, kslope, -inf, inf, parts["out"], 0.0, 0.0, no_hist, c0, c1)
-                f = B.a2
+                f, fbias = B.a2, bvec
             if k == bd - 1:
-                if alpha != 1.0:
-                    np.multiply(f[r0:r1], t_alpha, out=f[r0:r1])
-                np.add(B.h[r0:r1], f[r0:r1], out=B.hn[r0:r1])
+                K.residual_add(B.h, f, fbias, t_alpha, B.hn, out_sums[par], bd == 2, c0, c1)
                 if post:
                     KN.forward(B.hn, B.hn, B.s_post, center, NORM_EPS, r0, r1)
-                fwd_lin(B.hn, zero_bias, kslope, -inf, inf, parts["stream"], 0.0, 0.0, no_hist,
+                fwd_lin(B.hn, zero_bias, kslope, -inf, inf, P["stream"], 0.0, 0.0, no_hist,
                         c0, c1)
-        weights.draw(use + 2, t)
 
     def run_block(use, B):
+        """One block again, step by step (the backward pass's recomputation)."""
         for k in range(bd):
-            team.run(lambda t, k=k, u=use + k: block_rows(k, u, t, B))
+            def step(t, k=k, u=use + k):
+                block_rows(k, u, t, B, 0)
+                weights.draw(u + 2, t)
+            team.run(step)
         return use + bd
 
     names = ("mean", "var", "q", "saturated", "dead", "dead_units", "nonfinite", "branch_q",
@@ -216,8 +230,37 @@ def simulate_residual(*, blocks, width, samples, bd, alpha, norm, position, acti
         K.reduce_partials(part, samples, totals)
         return totals.tolist()
 
-    def finish(layer, B, skip_q):
-        s1, s2, sz2, _, _, bad, _ = reduce(parts["stream"])
+    # The forward pass: blocks read h0 first, then the two outputs in turn (never writing over
+    # h0: it may be the caller's `x`, and the backward pass restarts from it).
+    outs = [mat(), mat()]
+    first = buffers(h0, outs[0])
+    fwd_blocks = [first] + [buffers(outs[(l - 1) % 2], outs[l % 2], scratch=first)
+                            for l in range(1, blocks)]
+    skip = [input_var]  # the stream's q before the current block
+    saved = {0: h0} if backward else None
+
+    def compute(use, t):
+        layer, k = divmod(use, bd)
+        block_rows(k, use, t, fwd_blocks[layer], layer % 2)
+
+    ranges = np.empty((blocks, 2))
+    hist_lock = threading.Lock()
+
+    def count(use, t):  # the stream's histogram range is known once every thread is done
+        layer = use // bd
+        h_t = hists[t]
+        h_t[:] = 0
+        K.histogram(fwd_blocks[layer].hn, *ranges[layer].tolist(), h_t, *team.rows[t])
+        with hist_lock:
+            hist[layer] += h_t.sum(axis=0)
+
+    def finish(use):
+        layer, k = divmod(use, bd)
+        if k != bd - 1:
+            return
+        par = layer % 2
+        P = parts[par]
+        s1, s2, _, _, _, bad, _ = reduce(P["stream"])
         n = samples * width
         good = n - bad
         mean = s1 / good if good else math.nan
@@ -225,46 +268,31 @@ def simulate_residual(*, blocks, width, samples, bd, alpha, norm, position, acti
         stats["var"][layer] = max(s2 / good - mean * mean, 0.0) if good else math.nan
         stats["q"][layer] = s2 / good if good else math.nan
         stats["nonfinite"][layer] = bad / n
-        b1, b2, bz2, sat, zero, bbad, dead_units = reduce(parts["branch"])
+        _, b2, bz2, sat, zero, bbad, dead_units = reduce(P["branch"])
         stats["branch_q"][layer] = bz2 / n
         stats["saturated"][layer] = sat / n
         stats["dead"][layer] = zero / n
         stats["dead_units"][layer] = dead_units / width
-        if bd == 2:
-            _, b2, _, _, _, bbad, _ = reduce(parts["out"])
-        f2 = b2 / (n - bbad) if n > bbad else math.nan
+        # the branch output: the second layer's, else the activations
+        f2_sum, f_bad = out_sums[par].sum(axis=(0, 2)).tolist() if bd == 2 else (b2, bbad)
+        f2 = f2_sum / (n - f_bad) if n > f_bad else math.nan
+        skip_q = skip[0]
         stats["branch_ratio"][layer] = alpha * alpha * f2 / skip_q if skip_q > 0 else math.nan
-        lo, hi = S._data_range(parts["stream"])
-        edges[layer] = np.linspace(lo, hi, bins + 1)
-
-        def count(t):
-            hists[t] = 0
-            K.histogram(B.hn, lo, hi, hists[t], *team.rows[t])
-
-        team.run(count)
-        hist[layer] = hists.sum(axis=(0, 1))
+        skip[0] = stats["q"][layer]
+        ranges[layer] = S._data_range(P["stream"])
+        edges[layer] = np.linspace(*ranges[layer].tolist(), bins + 1)
+        if backward and layer + 1 in starts:
+            saved[layer + 1] = fwd_blocks[layer].hn.copy()
         report(layer + 1)
-        return stats["q"][layer]
 
-    saved = {0: h0} if backward else None
     with team:
         team.run(lambda t: (weights.draw(0, t), weights.draw(1, t)))
-        B = buffers(h0, False)
-        use, skip_q = 0, input_var
-        for layer in range(blocks):
-            use = run_block(use, B)
-            skip_q = finish(layer, B, skip_q)
-            if backward and layer + 1 in starts:
-                saved[layer + 1] = B.hn.copy()
-            # the next block reads this output and writes over the previous input (never the
-            # input h0: it may be the caller's `x`, and the backward pass restarts from it)
-            B.h, B.hn = B.hn, (np.empty_like(B.hn) if B.h is h0 else B.h)
-            if not pre:
-                B.xb = B.h
+        team.run_layers(n_mats, compute, weights.draw, finish, count,
+                        counted=lambda use: use % bd == bd - 1)
         grad_var = grad_norm = None
         if backward:
             grad_var, grad_norm = _backward(
-                saved, checkpoint, blocks, bd, samples, width, dtype, seed, use, buffers,
+                saved, checkpoint, blocks, bd, samples, width, dtype, seed, n_mats, buffers,
                 run_block, weights, bwd, kslope, t_alpha, alpha, pre, post, center, team,
                 report)
     return dict(stats=stats, hist=hist, edges=edges, sigma_w2=sigma_w2[::bd].copy(),
@@ -297,7 +325,7 @@ def _backward(saved, checkpoint, blocks, bd, samples, width, dtype, seed, use, b
         end = min(s + checkpoint, blocks)
         recs, h = [], saved[s]
         for layer in range(s, end):
-            B = buffers(h, True)
+            B = buffers(h, keep=True)
             use = run_block(use, B)
             recs.append(B)
             h = B.hn

@@ -439,18 +439,24 @@ def simulate(depth=None, width=None, *, activation="tanh", scheme=_UNSET, std=No
         layer_rows(layer, t, h0 if layer == 0 else activations(layer - 1), activations(layer),
                    parts[par], hists[par, t])
 
+    ranges = np.empty((depth, 2))
+    hist_lock = threading.Lock()
+
     def count(layer, t):  # a data-driven histogram range: known once every thread is done
-        par = layer % 2
-        hists[par, t] = 0
-        K.histogram(activations(layer), *_data_range(parts[par, :, :, : dims[layer + 1]]),
-                    hists[par, t], *team.rows[t])
+        h_t = hists[layer % 2, t]
+        h_t[:] = 0
+        K.histogram(activations(layer), *ranges[layer].tolist(), h_t, *team.rows[t])
+        with hist_lock:
+            hist[layer] += h_t.sum(axis=0)
 
     def finish(layer):
         par = layer % 2
         part = parts[par, :, :, : dims[layer + 1]]
         _reduce_layer(part, samples, layer, stats)
-        hist[layer] = hists[par].sum(axis=(0, 1))
-        edges[layer] = np.linspace(*(fixed_range if fixed else _data_range(part)), bins + 1)
+        ranges[layer] = fixed_range if fixed else _data_range(part)
+        if fixed:
+            hist[layer] = hists[par].sum(axis=(0, 1))
+        edges[layer] = np.linspace(*ranges[layer].tolist(), bins + 1)
         if backward and layer + 1 in starts:
             saved[layer + 1] = activations(layer).copy()
         report(layer + 1)
@@ -672,29 +678,31 @@ class _Team:
         for f in futures:
             f.result()
 
-    def run_layers(self, n, compute, draw, finish, count=None):
+    def run_layers(self, n, compute, draw, finish, count=None, counted=None):
         """The forward pass, each thread at its own pace: for layer l = 0..n-1, thread t waits
-        until every share of layer l's weights is drawn, runs ``compute(l, t)`` on its rows (then,
-        if given, waits for every thread's and runs ``count(l, t)``); the last thread to finish
-        layer l runs ``finish(l)``; then each draws its share of layer l + 2's weights with
-        ``draw(l + 2, t)``, once every thread has finished layer l - 1, whose weight buffer that
-        reuses.
+        until every share of layer l's weights is drawn and runs ``compute(l, t)`` on its rows;
+        the last thread to finish layer l runs ``finish(l)``; then each thread, once
+        ``finish(l - 1)`` is done, runs ``count(l - 1, t)`` if given (and ``counted(l - 1)``, if
+        that is given: a histogram whose range is known only when every thread is done) and
+        draws its share of layer l + 2's weights with ``draw(l + 2, t)`` into the buffer of
+        layer l - 1. The last layer is counted at the end.
 
-        There is no barrier: a thread waits only for weights the others drew a layer earlier,
-        so a thread may run up to a layer ahead and uneven progress evens out instead of costing
+        There is no barrier: a thread waits only for what the others did a layer earlier, so a
+        thread may run up to a layer ahead and uneven progress evens out instead of costing
         every layer its slowest thread. Three weight buffers (layers l, l + 1 and l + 2) and two
         of statistics suffice: a thread starts layer l + 2, writing layer l's statistics buffer,
-        only after every share of its weights is drawn, which each thread does after finishing
-        layer l (and after ``finish(l)``, if it is the last). The weights of layers 0 and 1 must
-        be drawn before. The first error stops every thread and is raised.
+        only after every share of its weights is drawn, which each thread does after
+        ``finish(l)``. ``count(l, t)`` reads thread t's rows of layer l's output, which thread t
+        itself writes over only at layer l + 2. The weights of layers 0 and 1 must be drawn
+        before. The first error stops every thread and is raised.
         """
         cond = threading.Condition()
-        drawn, done, computed = [self.size] * 2 + [0] * n, [0] * n, [0] * n
+        drawn, done, ready = [self.size] * 2 + [0] * n, [0] * n, [False] * n
         failed = []
 
-        def wait_for(counts, i):
+        def wait_for(test):
             with cond:
-                cond.wait_for(lambda: counts[i] == self.size or failed)
+                cond.wait_for(lambda: test() or failed)
                 if failed:
                     raise _Stopped
 
@@ -704,21 +712,26 @@ class _Team:
                 cond.notify_all()
                 return counts[i] == self.size
 
+        def finished(i, t):
+            wait_for(lambda: ready[i])
+            if count is not None and (counted is None or counted(i)):
+                count(i, t)
+
         def loop(t):
             try:
                 for layer in range(n):
-                    wait_for(drawn, layer)
+                    wait_for(lambda: drawn[layer] == self.size)
                     compute(layer, t)
-                    if count is not None:
-                        add(computed, layer)
-                        wait_for(computed, layer)
-                        count(layer, t)
                     if add(done, layer):
                         finish(layer)
+                        with cond:
+                            ready[layer] = True
+                            cond.notify_all()
                     if layer:
-                        wait_for(done, layer - 1)
+                        finished(layer - 1, t)
                     draw(layer + 2, t)
                     add(drawn, layer + 2)
+                finished(n - 1, t)
             except _Stopped:
                 pass
             except BaseException:

@@ -34,6 +34,7 @@ N_STATS = 8
 TAME = 2.0 ** 56
 
 _JIT = dict(cache=True, error_model="numpy", fastmath={"contract"}, nogil=True)
+_EXACT = dict(cache=True, error_model="numpy", nogil=True)  # no contraction: NumPy's rounding
 # Bound per activation and dtype by ``_specialise``: the code (a compile-time constant), the
 # scalar activation and derivative of the dtype, and the functions that call them.
 _code = _act = _act_call = _deriv = _activate = _slow_row = None
@@ -280,6 +281,43 @@ def histogram(a, lo, hi, h, r0, r1):
     """Add the finite values of rows r0..r1 of ``a`` to the histogram ``h`` (4, bins) over
     [lo, hi] (the bin-index scratch is made here, not in the kernel)."""
     _histogram(a, lo, hi, h, r0, r1, np.empty(a.shape[1], np.int32))
+
+
+@njit(**_EXACT)
+def _add_row(h, f, bias, alpha, out):
+    for j in range(U64(h.size)):
+        out[j] = h[j] + alpha * (f[j] + bias[j])
+
+
+@njit(**_EXACT)
+def _add_row_moment(h, f, bias, alpha, out, sq, bad):
+    for j in range(U64(h.size)):
+        v = f[j] + bias[j]
+        out[j] = h[j] + alpha * v
+        finite = math.isfinite(v)
+        w = np.float64(v) if finite else 0.0
+        sq[j] += w * w
+        bad[j] += 0.0 if finite else 1.0
+
+
+@njit(**_EXACT)
+def residual_add(h, f, bias, alpha, out, fsums, moment, c0, c1):
+    """Rows of chunks c0..c1: ``out <- h + alpha * (f + bias)``, the residual update (``bias``
+    per unit, ``alpha`` of the data's dtype; rounded as NumPy would, without a fused
+    multiply-add). With ``moment``, per chunk c and unit, the float64 sum of the finite
+    ``(f + bias)**2`` into ``fsums[c, 0]`` and the count of the non-finite ones into
+    ``fsums[c, 1]``: the branch output's second moment, in the same pass."""
+    width = U64(out.shape[1])
+    rows = U64(out.shape[0])
+    for c in range(U64(c0), U64(c1)):
+        q = fsums[c]
+        if moment:
+            _fill_rows(q, 0.0, 0.0, width, -1, -1)
+        for r in range(c * U64(CHUNK), min(rows, (c + U64(1)) * U64(CHUNK))):
+            if moment:
+                _add_row_moment(h[r], f[r], bias, alpha, out[r], q[0], q[1])
+            else:
+                _add_row(h[r], f[r], bias, alpha, out[r])
 
 
 @njit(**_JIT)

@@ -20,7 +20,9 @@ Backward, for the cotangent :math:`g = \partial L / \partial y`: differentiating
 
 which needs only the output :math:`y` and the row's :math:`s` (reference: the LayerNorm
 backward of PyTorch, ``aten/src/ATen/native/cpu/layer_norm_kernel.cpp``). Row sums are taken in
-float64; the kernels are serial (each thread of the simulation's team runs them on its rows).
+float64 and may be reassociated, so that they vectorise (0.9 -> 0.13 ms for 512 rows of 1024
+float32 values on one core): their order is fixed by the compiled code, the same for any number
+of threads. The kernels are serial (each thread of the simulation's team runs them on its rows).
 """
 
 import math
@@ -29,6 +31,28 @@ import numpy as np
 from numba import njit
 
 _JIT = dict(cache=True, error_model="numpy", nogil=True)
+_SUM = dict(_JIT, fastmath={"reassoc"})  # only the row sums: the element-wise maths stays exact
+U64 = np.uint64
+
+
+@njit(**_SUM)
+def _row_sum(x, shift, square):
+    """sum_j (x_j - shift), or of its squares, in float64 (unsigned indices: a signed index
+    keeps a negative-index check that stops vectorisation)."""
+    t = 0.0
+    for j in range(U64(x.shape[0])):
+        d = np.float64(x[j]) - shift
+        t += d * d if square else d
+    return t
+
+
+@njit(**_SUM)
+def _dot(x, y):
+    """sum_j x_j y_j in float64."""
+    t = 0.0
+    for j in range(U64(x.shape[0])):
+        t += np.float64(x[j]) * np.float64(y[j])
+    return t
 
 
 @njit(**_JIT)
@@ -39,21 +63,14 @@ def forward(x, y, s, center, eps, r0, r1):
     t = y.dtype.type
     for r in range(r0, r1):
         xr, yr = x[r], y[r]
-        mu = 0.0
-        if center:
-            for j in range(n):
-                mu += np.float64(xr[j])
-            mu /= n
-        ss = 0.0
-        for j in range(n):
-            d = np.float64(xr[j]) - mu
-            ss += d * d
+        mu = _row_sum(xr, 0.0, False) / n if center else 0.0
+        ss = _row_sum(xr, mu, True)
         inv = 1.0 / math.sqrt(ss / n + eps)
         if not math.isfinite(ss):
             inv = math.nan
         s[r] = inv
         m, iv = t(mu), t(inv)
-        for j in range(n):
+        for j in range(U64(n)):
             yr[j] = (xr[j] - m) * iv
 
 
@@ -65,14 +82,8 @@ def backward(g, y, s, center, out, r0, r1):
     t = out.dtype.type
     for r in range(r0, r1):
         gr, yr, o = g[r], y[r], out[r]
-        mg = 0.0
-        mgy = 0.0
-        for j in range(n):
-            gj = np.float64(gr[j])
-            mg += gj
-            mgy += gj * np.float64(yr[j])
-        mg = mg / n if center else 0.0
-        mgy /= n
+        mg = _row_sum(gr, 0.0, False) / n if center else 0.0
+        mgy = _dot(gr, yr) / n
         sr, a, b = t(s[r]), t(mg), t(mgy)
-        for j in range(n):
+        for j in range(U64(n)):
             o[j] = sr * (gr[j] - a - yr[j] * b)
