@@ -334,7 +334,7 @@ def _backward(saved, checkpoint, blocks, bd, samples, width, dtype, seed, use, b
 
             def first(t, w=weights.view(use), B=B, g=g, use=use):
                 (r0, r1), (c0, c1) = team.rows[t], team.chunks[t]
-                S._cotangent_sums(g, sums, c0, c1)
+                K.cotangent_sums(g, sums, c0, c1)
                 gu = g
                 with np.errstate(over="ignore", invalid="ignore"):
                     if post:

@@ -419,17 +419,6 @@ def simulate(depth=None, width=None, *, activation="tanh", scheme=_UNSET, std=No
         fwd(out, bvec, kslope, sat_lo, sat_hi, part[:, :, : dims[layer + 1]], *fixed_range,
             hist_t[:, : bins if fixed and z is None else 0], c0, c1)
 
-    def recompute(use, h, out):
-        """Forward again for the backward pass; returns the pre-activations z."""
-        z = np.empty_like(out)
-
-        def step(t):
-            layer_rows(use, t, h, out, parts[0], hists[0, t], z)
-            weights.draw(use + 2, t)
-
-        team.run(step)
-        return z
-
     def activations(layer):
         n = samples * dims[layer + 1]
         return bufs[layer % 2][:n].reshape(samples, dims[layer + 1])
@@ -468,8 +457,8 @@ def simulate(depth=None, width=None, *, activation="tanh", scheme=_UNSET, std=No
         grad_var = grad_norm = None
         if backward:
             grad_var, grad_norm = _backward(
-                activations(depth - 1), saved, checkpoint, depth, dims, samples, dtype, seed,
-                recompute, weights, bwd, kslope, team, report)
+                saved, checkpoint, depth, dims, samples, dtype, seed, layer_rows, parts, hists,
+                weights, bwd, kslope, team, report)
     mean, var = stats["mean"], stats["var"]
     return SimulationResult(
         activation=activation, scheme=scheme if std is None else f"normal(std={std:g})",
@@ -678,9 +667,10 @@ class _Team:
         for f in futures:
             f.result()
 
-    def run_layers(self, n, compute, draw, finish, count=None, counted=None):
-        """The forward pass, each thread at its own pace: for layer l = 0..n-1, thread t waits
-        until every share of layer l's weights is drawn and runs ``compute(l, t)`` on its rows;
+    def run_layers(self, n, compute, draw, finish, count=None, counted=None, first=0):
+        """A pass, each thread at its own pace: for layer (weight use) l = first..first + n - 1,
+        thread t waits until every share of layer l's weights is drawn and runs ``compute(l, t)``
+        on its rows;
         the last thread to finish layer l runs ``finish(l)``; then each thread, once
         ``finish(l - 1)`` is done, runs ``count(l - 1, t)`` if given (and ``counted(l - 1)``, if
         that is given: a histogram whose range is known only when every thread is done) and
@@ -693,8 +683,9 @@ class _Team:
         of statistics suffice: a thread starts layer l + 2, writing layer l's statistics buffer,
         only after every share of its weights is drawn, which each thread does after
         ``finish(l)``. ``count(l, t)`` reads thread t's rows of layer l's output, which thread t
-        itself writes over only at layer l + 2. The weights of layers 0 and 1 must be drawn
-        before. The first error stops every thread and is raised.
+        itself writes over only at layer l + 2. The weights of layers ``first`` and ``first + 1``
+        must be drawn before (a previous pass leaves them drawn). The first error stops every
+        thread and is raised.
         """
         cond = threading.Condition()
         drawn, done, ready = [self.size] * 2 + [0] * n, [0] * n, [False] * n
@@ -714,23 +705,24 @@ class _Team:
 
         def finished(i, t):
             wait_for(lambda: ready[i])
-            if count is not None and (counted is None or counted(i)):
-                count(i, t)
+            if count is not None and (counted is None or counted(first + i)):
+                count(first + i, t)
 
         def loop(t):
             try:
-                for layer in range(n):
-                    wait_for(lambda: drawn[layer] == self.size)
+                for i in range(n):
+                    layer = first + i
+                    wait_for(lambda: drawn[i] == self.size)
                     compute(layer, t)
-                    if add(done, layer):
+                    if add(done, i):
                         finish(layer)
                         with cond:
-                            ready[layer] = True
+                            ready[i] = True
                             cond.notify_all()
-                    if layer:
-                        finished(layer - 1, t)
+                    if i:
+                        finished(i - 1, t)
                     draw(layer + 2, t)
-                    add(drawn, layer + 2)
+                    add(drawn, i + 2)
                 finished(n - 1, t)
             except _Stopped:
                 pass
@@ -782,16 +774,6 @@ class _Stopped(Exception):
     """Raised in a team thread when another one failed."""
 
 
-def _cotangent_sums(g, sums, c0, c1):
-    """Per row chunk c of the cotangent ``g`` (chunks c0..c1): ``sums[0, c]``, its sum of
-    squares, and ``sums[1, c]``, the sum of its rows' L2 norms (float64)."""
-    samples = g.shape[0]
-    for c in range(c0, c1):
-        sq = np.square(g[c * K.CHUNK: min(samples, (c + 1) * K.CHUNK)], dtype=np.float64)
-        sums[0, c] = sq.sum()
-        sums[1, c] = np.sqrt(sq.sum(axis=1)).sum()
-
-
 def _reduce_layer(part, samples, layer, stats):
     """Combine the per-chunk, per-unit partials of one layer into its statistics."""
     totals = np.empty(7)
@@ -809,42 +791,70 @@ def _reduce_layer(part, samples, layer, stats):
     stats["nonfinite"][layer] = bad / n
 
 
-def _backward(h_last, saved, checkpoint, depth, dims, samples, dtype, seed, recompute,
+def _backward(saved, checkpoint, depth, dims, samples, dtype, seed, layer_rows, parts, hists,
               weights, bwd, slope, team, report):
     """Back-propagate a N(0, 1) cotangent, recomputing activations segment by segment from the
-    checkpoints. grad_var[l] is the second moment of dL/dh^{l+1} (layer l's output). Both are
-    summed per chunk of rows, so they do not depend on the team."""
+    checkpoints (the last segment first), in one pass of the team's pipeline (``run_layers``)
+    over the weight uses after the forward pass: each segment's layers forwards again, then
+    back through them. grad_var[l] is the second moment of dL/dh^{l+1} (layer l's output),
+    grad_norm[l] its mean per-sample L2 norm; both summed per chunk of rows, so they do not
+    depend on the team.
+
+    Every step is row-wise, so a thread only ever touches its own rows of each array and may
+    run a step ahead of the others. Each array is made by the first thread that needs it and
+    let go by ``finish`` of the last step that reads it (all threads are done with it then), so
+    at most one segment's activations and three cotangents are alive at once."""
     grad_var = np.empty(depth)
     grad_norm = np.empty(depth)
-    g = normal((samples, dims[-1]), seed=stream_seed(seed, depth, _COTANGENT), dtype=dtype)
-    sums = np.empty((2, team.n_chunks))
-    use, done = depth, depth  # weight uses so far (see `order` in simulate)
+    steps = []  # (recompute?, layer, segment start) per weight use from `depth` on
     for s in sorted(saved, reverse=True):
         end = min(s + checkpoint, depth)
-        zs, h = [], saved[s]  # recompute the segment's pre-activations from its checkpoint
-        for layer in range(s, end):
-            out = np.empty((samples, dims[layer + 1]), dtype)
-            zs.append(recompute(use, h, out))
-            use += 1
-            h = out
-        for layer in range(end - 1, s - 1, -1):
-            g_in = np.empty((samples, dims[layer]), dtype)
+        steps += [(True, layer, s) for layer in range(s, end)]
+        steps += [(False, layer, s) for layer in range(end - 1, s - 1, -1)]
+    grads = {depth: normal((samples, dims[-1]), seed=stream_seed(seed, depth, _COTANGENT),
+                           dtype=dtype)}  # cotangents: grads[l] = dL/dh^l (layer l's input)
+    acts = {}  # (out, z) of each recomputed layer, by (segment, layer)
+    sums = np.empty((2, 2, team.n_chunks))  # by step parity
+    lock = threading.Lock()
 
-            def step(t, g=g, z=zs[layer - s], w=weights.view(use), g_in=g_in, use=use):
-                (r0, r1), (c0, c1) = team.rows[t], team.chunks[t]
-                _cotangent_sums(g, sums, c0, c1)
-                bwd(g, z, slope, r0, r1)  # g <- g * phi'(z)
-                with np.errstate(over="ignore", invalid="ignore"):
-                    np.matmul(g[r0:r1], w.T, out=g_in[r0:r1])
-                weights.draw(use + 2, t)
+    def made(store, key, make):
+        with lock:
+            if key not in store:
+                store[key] = make()
+            return store[key]
 
-            team.run(step)
-            use += 1
-            grad_var[layer] = sums[0].sum() / g.size
-            grad_norm[layer] = sums[1].sum() / samples
-            g = g_in
-            done += 1
-            report(done)
+    def compute(use, t):
+        again, layer, s = steps[use - depth]
+        shape = (samples, dims[layer + 1])
+        if again:
+            out, z = made(acts, (s, layer), lambda: (np.empty(shape, dtype),
+                                                     np.empty(shape, dtype)))
+            h = saved[s] if layer == s else acts[s, layer - 1][0]
+            layer_rows(use, t, h, out, parts[0], hists[0, t], z)
+            return
+        (r0, r1), (c0, c1) = team.rows[t], team.chunks[t]
+        g, z = grads[layer + 1], acts[s, layer][1]
+        g_in = made(grads, layer, lambda: np.empty((samples, dims[layer]), dtype))
+        K.cotangent_sums(g, sums[use % 2], c0, c1)
+        bwd(g, z, slope, r0, r1)  # g <- g * phi'(z)
+        with np.errstate(over="ignore", invalid="ignore"):
+            np.matmul(g[r0:r1], weights.view(use).T, out=g_in[r0:r1])
+
+    def finish(use):
+        again, layer, s = steps[use - depth]
+        if again:
+            return
+        part = sums[use % 2]
+        grad_var[layer] = part[0].sum() / (samples * dims[layer + 1])
+        grad_norm[layer] = part[1].sum() / samples
+        del grads[layer + 1]
+        if layer == s:  # the segment is done (a thread may already recompute the next one)
+            with lock:
+                for key in [k for k in acts if k[0] == s]:
+                    del acts[key]
+        report(2 * depth - layer)
+
+    team.run_layers(len(steps), compute, weights.draw, finish, first=depth)
     return grad_var, grad_norm
 
 

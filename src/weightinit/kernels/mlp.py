@@ -19,6 +19,7 @@ import numpy as np
 from numba import njit
 
 from . import activations as A
+from .norm import dot as _dot
 
 CHUNK = 64  # rows per chunk of partial statistics
 TILE = 256  # units per tile: the per-unit accumulators of a tile stay in the first-level cache
@@ -318,6 +319,23 @@ def residual_add(h, f, bias, alpha, out, fsums, moment, c0, c1):
                 _add_row_moment(h[r], f[r], bias, alpha, out[r], q[0], q[1])
             else:
                 _add_row(h[r], f[r], bias, alpha, out[r])
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def cotangent_sums(g, sums, c0, c1):
+    """Per chunk c (c0..c1) of the rows of the cotangent ``g``: ``sums[0, c]``, its sum of
+    squares, and ``sums[1, c]``, the sum of its rows' L2 norms (float64; the row sums
+    vectorised as in :mod:`weightinit.kernels.norm`)."""
+    rows = g.shape[0]
+    for c in range(c0, c1):
+        s2 = 0.0
+        norms = 0.0
+        for r in range(c * CHUNK, min(rows, (c + 1) * CHUNK)):
+            ss = _dot(g[r], g[r])
+            s2 += ss
+            norms += math.sqrt(ss)
+        sums[0, c] = s2
+        sums[1, c] = norms
 
 
 @njit(**_JIT)

@@ -47,7 +47,7 @@ def _row_sum(x, shift, square):
 
 
 @njit(**_SUM)
-def _dot(x, y):
+def dot(x, y):
     """sum_j x_j y_j in float64."""
     t = 0.0
     for j in range(U64(x.shape[0])):
@@ -83,7 +83,7 @@ def backward(g, y, s, center, out, r0, r1):
     for r in range(r0, r1):
         gr, yr, o = g[r], y[r], out[r]
         mg = _row_sum(gr, 0.0, False) / n if center else 0.0
-        mgy = _dot(gr, yr) / n
+        mgy = dot(gr, yr) / n
         sr, a, b = t(s[r]), t(mg), t(mgy)
         for j in range(U64(n)):
             o[j] = sr * (gr[j] - a - yr[j] * b)
