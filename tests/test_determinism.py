@@ -138,14 +138,14 @@ class Recorder:
         code, dtype, parallel = key
         kernel = self.kernels[key]
 
-        def launch(flat, offset, counts, strides, run, k0, k1, s0, s1, p):
+        def launch(flat, offset, counts, strides, run, k0, k1, s0, s1, p, edges):
             assert counts.size == 0 and run == flat.size  # a whole tensor: one run
             with self.lock:
                 self.calls.append(dict(
                     kind=CODE_KIND[code], dtype=dtype, n=flat.size, offset=int(offset),
                     key=int(k0) | int(k1) << 32, s0=int(s0), s1=int(s1), out=flat,
                     parallel=parallel))
-            return kernel(flat, offset, counts, strides, run, k0, k1, s0, s1, p)
+            return kernel(flat, offset, counts, strides, run, k0, k1, s0, s1, p, edges)
         return launch
 
 

@@ -21,6 +21,7 @@ import threading
 from contextlib import contextmanager, nullcontext
 from typing import NamedTuple
 
+import numba
 import numpy as np
 
 from . import _validate as V
@@ -253,11 +254,14 @@ def _fill(kind, shape, params, *, key, stream, draw, offset, dtype, out, layout,
     parallel = (out.size >= PARALLEL_FROM.get((kind, dtype.name), _PARALLEL_MIN)
                 and not getattr(_serial, "on", False))
     s1 = np.uint64((stream << 2) | _KIND[kind])
+    # one block of scratch per thread for the partial blocks (thread ids of the parallel build)
+    edges = np.empty((numba.config.NUMBA_NUM_THREADS if parallel else 1,
+                      _k.PER_BLOCK[code, dtype.name]), dtype)
     with LOCK if parallel else nullcontext():
         _k.KERNELS[code, dtype.name, parallel](
             flat, np.uint64(offset + base), np.array(counts, np.uint64),
             np.array(strides, np.uint64), np.uint64(run), np.uint64(key & 0xFFFFFFFF),
-            np.uint64(key >> 32), np.uint64(draw), s1, p)
+            np.uint64(key >> 32), np.uint64(draw), s1, p, edges)
     return out
 
 

@@ -24,6 +24,7 @@ element could get different bits depending on which of them computed it.
 import math
 import types as pytypes
 
+import numba
 import numpy as np
 from numba import njit, prange
 
@@ -413,34 +414,17 @@ PER_BLOCK = {(dist, dtype): (5 if dist == UNIFORM else 4) if dtype == "float32" 
              for dist, dtype in _BLOCKS}
 
 # ----------------------------------------------------------------------------- the fill kernel
-_values = _per_block = _segment = _partial = None  # bound per kernel by ``_specialise``
+_values = _per_block = _whole = _segment = None  # bound per kernel by ``_specialise``
+_parallel = False
 
 #: Elements of one work item of the box kernel (a multiple of every PER_BLOCK).
 CHUNK = 20 * 1024
 
 
-def _partial_py(out, j, t0, count, blk, k0, k1, s0, s1, p):
-    """``out[j:j + count]`` = elements ``t0 .. t0 + count - 1`` of Philox block ``blk``: the
-    partial blocks at either end of a segment (compiled once, outside the hot loop)."""
-    w0, w1, w2, w3 = philox4x32_10(blk & MASK32, blk >> SHIFT32, s0, s1, k0, k1)
-    v = _values(w0, w1, w2, w3, p)
-    for t in range(count):
-        out[j + U64(t)] = v[t0 + U64(t)]
-
-
-def _segment_py(out, i0, n, g0, k0, k1, s0, s1, p):
-    """Serial fill of ``out[i0:i0 + n]`` with the elements ``g0 .. g0 + n - 1`` of the draw.
-
-    Whole blocks go through the hot loop; the partial blocks at either end are computed whole
-    and copied in part (by ``_partial``, a separate function: the block's code is compiled
-    twice, not three times), so any ``g0`` gives the same values."""
-    e = U64(_per_block)
-    head = min((e - g0 % e) % e, n)
-    if head > U64(0):
-        _partial(out, i0, g0 % e, head, g0 // e, k0, k1, s0, s1, p)
-    nb = (n - head) // e
-    blk0 = (g0 + head) // e
-    j0 = i0 + head
+def _whole_py(out, j0, nb, blk0, k0, k1, s0, s1, p):
+    """``out[j0:j0 + nb * E]`` = the elements of the ``nb`` whole Philox blocks from ``blk0``:
+    the hot loop, the only place a block's values are computed (one compiled function per
+    distribution and dtype, shared by the serial and the parallel kernel)."""
     for b in range(nb):
         blk = blk0 + U64(b)
         w0, w1, w2, w3 = philox4x32_10(blk & MASK32, blk >> SHIFT32, s0, s1, k0, k1)
@@ -448,12 +432,34 @@ def _segment_py(out, i0, n, g0, k0, k1, s0, s1, p):
         j = j0 + U64(b) * U64(_per_block)  # a literal stride, or the loop won't vectorise
         for t in range(_per_block):
             out[j + U64(t)] = v[t]
+
+
+def _segment_py(out, i0, n, g0, k0, k1, s0, s1, p, edge):
+    """Serial fill of ``out[i0:i0 + n]`` with the elements ``g0 .. g0 + n - 1`` of the draw.
+
+    Whole blocks go through the hot loop; a partial block at either end goes through it too,
+    into ``edge`` (one block of scratch), and is copied in part, so any ``g0`` gives the same
+    values and the block's code is compiled once."""
+    e = U64(_per_block)
+    head = min((e - g0 % e) % e, n)
+    if head > U64(0):
+        _whole(edge, U64(0), U64(1), g0 // e, k0, k1, s0, s1, p)
+        t0 = g0 % e
+        for t in range(head):
+            out[i0 + U64(t)] = edge[t0 + U64(t)]
+    nb = (n - head) // e
+    blk0 = (g0 + head) // e
+    j0 = i0 + head
+    _whole(out, j0, nb, blk0, k0, k1, s0, s1, p)
     tail = n - head - nb * e
     if tail > U64(0):
-        _partial(out, j0 + nb * e, U64(0), tail, blk0 + nb, k0, k1, s0, s1, p)
+        _whole(edge, U64(0), U64(1), blk0 + nb, k0, k1, s0, s1, p)
+        j = j0 + nb * e
+        for t in range(tail):
+            out[j + U64(t)] = edge[t]
 
 
-def _fill_py(out, base, counts, strides, run, k0, k1, s0, s1, p):
+def _fill_py(out, base, counts, strides, run, k0, k1, s0, s1, p, edges):
     """Fill the 1-D contiguous ``out`` with a strided box of the draw, in C order.
 
     The box is ``out.size // run`` runs of ``run`` consecutive elements; run ``r``, unravelled
@@ -461,7 +467,8 @@ def _fill_py(out, base, counts, strides, run, k0, k1, s0, s1, p):
     element ``base + sum(i_d * strides[d])``. A contiguous fill is one run (``counts`` empty).
     Work items (pieces of at most ``CHUNK`` elements of a run, or groups of short runs) run in
     parallel: every element's value depends only on its index in the draw, never on the items
-    or threads.
+    or threads. ``edges`` (one row of ``E`` elements per thread of the parallel build, one row
+    for the serial build) is the scratch of the partial blocks.
     """
     run = U64(run)
     if run == U64(0):
@@ -474,6 +481,7 @@ def _fill_py(out, base, counts, strides, run, k0, k1, s0, s1, p):
     items = ((runs + group - U64(1)) // group) * per
     m = counts.size
     for item in prange(items):
+        edge = edges[numba.get_thread_id() if _parallel else 0]
         it = U64(item)
         c = it % per
         r0 = (it // per) * group
@@ -486,7 +494,7 @@ def _fill_py(out, base, counts, strides, run, k0, k1, s0, s1, p):
                 q //= counts[d]
             i = c * U64(CHUNK)
             n = min(U64(CHUNK), run - i)
-            _segment(out, U64(r) * run + i, n, g + i, k0, k1, s0, s1, p)
+            _segment(out, U64(r) * run + i, n, g + i, k0, k1, s0, s1, p, edge)
 
 
 def _copy(py, name, env):
@@ -503,13 +511,16 @@ def _specialise(dist, dtype, parallel):
     or jitted-function arguments would defeat Numba's on-disk cache.
     """
     name = f"fill_{dist}_{dtype}"
-    env = dict(globals(), _values=_BLOCKS[dist, dtype], _per_block=PER_BLOCK[dist, dtype])
-    env["_partial"] = njit(**_JIT)(_copy(_partial_py, name + "_partial", env))
+    env = dict(globals(), _values=_BLOCKS[dist, dtype], _per_block=PER_BLOCK[dist, dtype],
+               _parallel=parallel)
+    env["_whole"] = _WHOLE.get((dist, dtype)) or _WHOLE.setdefault(
+        (dist, dtype), njit(**_JIT)(_copy(_whole_py, name + "_whole", env)))
     env["_segment"] = njit(inline="always", **_JIT)(_copy(_segment_py, name + "_segment", env))
     body = _copy(_fill_py, name + ("_parallel" if parallel else "_serial"), env)
     return njit(parallel=parallel, **_JIT)(body)
 
 
+_WHOLE = {}  # the hot loop per (distribution, dtype), shared by the two builds
 KERNELS = {
     (dist, dtype, parallel): _specialise(dist, dtype, parallel)
     for dist in (UNIFORM, NORMAL, TRUNC_CENTRAL, TRUNC_TAIL)
