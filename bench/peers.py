@@ -218,12 +218,15 @@ import json, time
 from numba.core import event
 from weightinit import random as R
 rows = []
-for build, n in (("serial", 8), ("parallel", 1 << 16)):
+for build in ("serial", "parallel"):
     for dtype in ("float32", "float64"):
         for label, fn, args in (
                 ("uniform", R.uniform, ()), ("normal", R.normal, ()),
                 ("truncated_normal [-2, 2]", R.truncated_normal, ()),
                 ("truncated_normal [-5, 5] (general branch)", R.truncated_normal, (0.0, 1.0, -5.0, 5.0))):
+            # the parallel build from its threshold on (section 6.1 of docs/performance.md)
+            n = 8 if build == "serial" else R.PARALLEL_FROM.get((fn.__name__, dtype),
+                                                                 R._PARALLEL_MIN)
             with event.install_recorder("numba:compile") as rec:
                 t = time.perf_counter()
                 fn(n, *args, seed=0, dtype=dtype)
