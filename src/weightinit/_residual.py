@@ -211,15 +211,6 @@ def simulate_residual(*, blocks, width, samples, bd, alpha, norm, position, acti
                 fwd_lin(B.hn, zero_bias, kslope, -inf, inf, P["stream"], 0.0, 0.0, no_hist,
                         c0, c1)
 
-    def run_block(use, B):
-        """One block again, step by step (the backward pass's recomputation)."""
-        for k in range(bd):
-            def step(t, k=k, u=use + k):
-                block_rows(k, u, t, B, 0)
-                weights.draw(u + 2, t)
-            team.run(step)
-        return use + bd
-
     names = ("mean", "var", "q", "saturated", "dead", "dead_units", "nonfinite", "branch_q",
              "branch_ratio")
     stats = {k: np.empty(blocks) for k in names}
@@ -295,7 +286,7 @@ def simulate_residual(*, blocks, width, samples, bd, alpha, norm, position, acti
         if backward:
             grad_var, grad_norm = _backward(
                 saved, checkpoint, blocks, bd, samples, width, dtype, seed, n_mats, buffers,
-                run_block, weights, bwd, kslope, t_alpha, alpha, pre, post, center, team,
+                block_rows, weights, bwd, kslope, t_alpha, alpha, pre, post, center, team,
                 report)
     return dict(stats=stats, hist=hist, edges=edges, sigma_w2=sigma_w2[::bd].copy(),
                 branch_sigma_w2=sigma_w2.reshape(blocks, bd).copy(),
@@ -303,7 +294,7 @@ def simulate_residual(*, blocks, width, samples, bd, alpha, norm, position, acti
 
 
 def _backward(saved, checkpoint, blocks, bd, samples, width, dtype, seed, use, buffers,
-              run_block, weights, bwd, slope, t_alpha, alpha, pre, post, center, team, report):
+              block_rows, weights, bwd, slope, t_alpha, alpha, pre, post, center, team, report):
     r"""Back-propagate a N(0, 1) cotangent g = dL/dh_L. Through block l (u = h + alpha F(x)):
 
     * post-norm: :math:`g_u = N^\top g` (the norm's backward at the block's output), else
@@ -314,68 +305,83 @@ def _backward(saved, checkpoint, blocks, bd, samples, width, dtype, seed, use, b
     * :math:`dL/dh_l = g_u + g_x` (skip plus branch).
 
     grad_var[l] is the second moment of dL/dh_{l+1} (block l's output), grad_norm[l] its mean
-    per-sample L2 norm; summed per chunk of rows, so they do not depend on the team."""
+    per-sample L2 norm; summed per chunk of rows, so they do not depend on the team.
+
+    One pass of the team's pipeline over the weight uses from ``use`` on: per segment of
+    ``checkpoint`` blocks (the last first), its blocks forwards again from the saved input, one
+    step per weight matrix, then back through them, one step per weight matrix. Every step is
+    row-wise, so each thread only touches its own rows and may run a step ahead; the
+    cotangent's buffers alternate by block, a segment's recomputed blocks are made by the first
+    thread that needs them and dropped once the segment is done."""
+    import threading
+
     from . import simulation as S
 
     grad_var, grad_norm = np.empty(blocks), np.empty(blocks)
-    g = normal((samples, width), seed=S.stream_seed(seed, blocks, S._COTANGENT), dtype=dtype)
-    X, gb = np.empty_like(g), np.empty_like(g)
-    gu_buf = np.empty_like(g) if post else None
-    sums = np.empty((2, team.n_chunks))
-    done = blocks
+    g0 = normal((samples, width), seed=S.stream_seed(seed, blocks, S._COTANGENT), dtype=dtype)
+    cot = [g0, np.empty_like(g0)]  # dL/dh of block l's output, alternating by block
+    X, gb = np.empty_like(g0), np.empty_like(g0)  # scratch within a block (each thread its rows)
+    gu_buf = np.empty_like(g0) if post else None
+    sums = np.empty((2, 2, team.n_chunks))  # by block parity
+    steps = []  # (recompute?, block, branch layer k, segment start, backward block number)
     for s in sorted(saved, reverse=True):
         end = min(s + checkpoint, blocks)
-        recs, h = [], saved[s]
-        for layer in range(s, end):
-            B = buffers(h, keep=True)
-            use = run_block(use, B)
-            recs.append(B)
-            h = B.hn
-        for layer in range(end - 1, s - 1, -1):
-            B = recs[layer - s]
+        steps += [(True, layer, k, s, None) for layer in range(s, end) for k in range(bd)]
+        steps += [(False, layer, k, s, blocks - 1 - layer) for layer in range(end - 1, s - 1, -1)
+                  for k in range(bd)]
+    recs, lock = {}, threading.Lock()
 
-            def first(t, w=weights.view(use), B=B, g=g, use=use):
-                (r0, r1), (c0, c1) = team.rows[t], team.chunks[t]
-                K.cotangent_sums(g, sums, c0, c1)
-                gu = g
-                with np.errstate(over="ignore", invalid="ignore"):
-                    if post:
-                        KN.backward(g, B.hn, B.s_post, center, gu_buf, r0, r1)
-                        gu = gu_buf
-                    np.multiply(gu[r0:r1], t_alpha, out=gb[r0:r1])
-                    if bd == 1:
-                        bwd(gb, B.z1, slope, r0, r1)
-                        np.matmul(gb[r0:r1], w.T, out=X[r0:r1])
-                        last(r0, r1, X, gu, B)
-                    else:
-                        np.matmul(gb[r0:r1], w.T, out=X[r0:r1])
-                weights.draw(use + 2, t)
+    def rec(s, layer):
+        """Block ``layer``'s recomputed arrays (segment ``s``), made on first use."""
+        with lock:
+            if (s, layer) not in recs:
+                h = saved[s] if layer == s else recs[s, layer - 1].hn
+                recs[s, layer] = buffers(h, keep=True)
+            return recs[s, layer]
 
-            def second(t, B=B, use=use + 1):
-                w = weights.view(use)
-                (r0, r1) = team.rows[t]
-                with np.errstate(over="ignore", invalid="ignore"):
+    def last(r0, r1, gx, gu, gin, B):
+        if pre:
+            KN.backward(gx, B.xb, B.s_pre, center, gx, r0, r1)
+        np.add(gx[r0:r1], gu[r0:r1], out=gin[r0:r1])
+
+    def compute(u, t):
+        again, layer, k, s, j = steps[u - use]
+        if again:
+            block_rows(k, u, t, rec(s, layer), 0)
+            return
+        B = recs[s, layer]
+        (r0, r1), (c0, c1) = team.rows[t], team.chunks[t]
+        g, gin = cot[j % 2], cot[(j + 1) % 2]
+        gu = gu_buf if post else g
+        w = weights.view(u)
+        with np.errstate(over="ignore", invalid="ignore"):
+            if k == 0:  # the branch's last layer first
+                K.cotangent_sums(g, sums[j % 2], c0, c1)
+                if post:
+                    KN.backward(g, B.hn, B.s_post, center, gu_buf, r0, r1)
+                np.multiply(gu[r0:r1], t_alpha, out=X[r0:r1])
+                if bd == 1:
                     bwd(X, B.z1, slope, r0, r1)
-                    np.matmul(X[r0:r1], w.T, out=gb[r0:r1])
-                    last(r0, r1, gb, gu_buf if post else g, B)
-                weights.draw(use + 2, t)
-
-            def last(r0, r1, gx, gu, B):
-                if pre:
-                    KN.backward(gx, B.xb, B.s_pre, center, gx, r0, r1)
-                np.add(gx[r0:r1], gu[r0:r1], out=gx[r0:r1])
-
-            team.run(first)
-            use += 1
-            if bd == 2:
-                team.run(second)
-                use += 1
-            grad_var[layer] = sums[0].sum() / g.size
-            grad_norm[layer] = sums[1].sum() / samples
-            if bd == 1:
-                g, X = X, g
+                np.matmul(X[r0:r1], w.T, out=gb[r0:r1])
+                if bd == 1:
+                    last(r0, r1, gb, gu, gin, B)
             else:
-                g, gb = gb, g
-            done += 1
-            report(done)
+                bwd(gb, B.z1, slope, r0, r1)
+                np.matmul(gb[r0:r1], w.T, out=X[r0:r1])
+                last(r0, r1, X, gu, gin, B)
+
+    def finish(u):
+        again, layer, k, s, j = steps[u - use]
+        if again or k != bd - 1:
+            return
+        part = sums[j % 2]
+        grad_var[layer] = part[0].sum() / g0.size
+        grad_norm[layer] = part[1].sum() / samples
+        if layer == s:  # the segment is done (a thread may already recompute the next one)
+            with lock:
+                for key in [key for key in recs if key[0] == s]:
+                    del recs[key]
+        report(2 * blocks - layer)
+
+    team.run_layers(len(steps), compute, weights.draw, finish, first=use)
     return grad_var, grad_norm

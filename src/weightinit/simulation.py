@@ -803,7 +803,8 @@ def _backward(saved, checkpoint, depth, dims, samples, dtype, seed, layer_rows, 
     Every step is row-wise, so a thread only ever touches its own rows of each array and may
     run a step ahead of the others. Each array is made by the first thread that needs it and
     let go by ``finish`` of the last step that reads it (all threads are done with it then), so
-    at most one segment's activations and three cotangents are alive at once."""
+    about one segment's activations (and, at a segment's end, the next one's first layer) and
+    at most three cotangents are alive at once."""
     grad_var = np.empty(depth)
     grad_norm = np.empty(depth)
     steps = []  # (recompute?, layer, segment start) per weight use from `depth` on
