@@ -374,13 +374,8 @@ def _backward(saved, checkpoint, blocks, bd, samples, width, dtype, seed, use, b
         again, layer, k, s, j = steps[u - use]
         if again or k != bd - 1:
             return
-        part = sums[j % 2]
-        grad_var[layer] = part[0].sum() / g0.size
-        grad_norm[layer] = part[1].sum() / samples
-        if layer == s:  # the segment is done (a thread may already recompute the next one)
-            with lock:
-                for key in [key for key in recs if key[0] == s]:
-                    del recs[key]
+        S._backward_step_done(sums[j % 2], layer, s, samples, width, grad_var, grad_norm, recs,
+                              lock)
         report(2 * blocks - layer)
 
     team.run_layers(len(steps), compute, weights.draw, finish, first=use)

@@ -845,18 +845,27 @@ def _backward(saved, checkpoint, depth, dims, samples, dtype, seed, layer_rows, 
         again, layer, s = steps[use - depth]
         if again:
             return
-        part = sums[use % 2]
-        grad_var[layer] = part[0].sum() / (samples * dims[layer + 1])
-        grad_norm[layer] = part[1].sum() / samples
         del grads[layer + 1]
-        if layer == s:  # the segment is done (a thread may already recompute the next one)
-            with lock:
-                for key in [k for k in acts if k[0] == s]:
-                    del acts[key]
+        _backward_step_done(sums[use % 2], layer, s, samples, dims[layer + 1], grad_var,
+                            grad_norm, acts, lock)
         report(2 * depth - layer)
 
     team.run_layers(len(steps), compute, weights.draw, finish, first=depth)
     return grad_var, grad_norm
+
+
+def _backward_step_done(part, layer, s, samples, width, grad_var, grad_norm, store, lock):
+    """After the backward step through layer (or block) ``layer`` of the segment starting at
+    ``s``: its cotangent's second moment and mean row norm from the per-chunk sums ``part``
+    (2, n_chunks), and at the segment's first layer (its last step: every thread is done with
+    it) the segment's arrays dropped from ``store`` (keys ``(s, layer)``; a thread may already
+    be recomputing the next segment)."""
+    grad_var[layer] = part[0].sum() / (samples * width)
+    grad_norm[layer] = part[1].sum() / samples
+    if layer == s:
+        with lock:
+            for key in [k for k in store if k[0] == s]:
+                del store[key]
 
 
 def _progress_fn(progress, total):
