@@ -229,7 +229,6 @@ def simulate_residual(*, blocks, width, samples, bd, alpha, norm, position, acti
     first = buffers(h0, outs[0])
     fwd_blocks = [first] + [buffers(outs[(l - 1) % 2], outs[l % 2], scratch=first)
                             for l in range(1, blocks)]
-    skip = [input_var]  # the stream's q before the current block
     saved = {0: h0} if backward else None
 
     def compute(use, t):
@@ -269,9 +268,8 @@ def simulate_residual(*, blocks, width, samples, bd, alpha, norm, position, acti
         # the branch output: the second layer's, else the activations
         f2_sum, f_bad = out_sums[par].sum(axis=(0, 2)).tolist() if bd == 2 else (b2, bbad)
         f2 = f2_sum / (n - f_bad) if n > f_bad else math.nan
-        skip_q = skip[0]
+        skip_q = stats["q"][layer - 1] if layer else input_var  # the stream's q before the block
         stats["branch_ratio"][layer] = alpha * alpha * f2 / skip_q if skip_q > 0 else math.nan
-        skip[0] = stats["q"][layer]
         ranges[layer] = S._data_range(P["stream"])
         edges[layer] = np.linspace(*ranges[layer].tolist(), bins + 1)
         if backward and layer + 1 in starts:
@@ -313,8 +311,6 @@ def _backward(saved, checkpoint, blocks, bd, samples, width, dtype, seed, use, b
     row-wise, so each thread only touches its own rows and may run a step ahead; the
     cotangent's buffers alternate by block, a segment's recomputed blocks are made by the first
     thread that needs them and dropped once the segment is done."""
-    import threading
-
     from . import simulation as S
 
     grad_var, grad_norm = np.empty(blocks), np.empty(blocks)
@@ -333,11 +329,8 @@ def _backward(saved, checkpoint, blocks, bd, samples, width, dtype, seed, use, b
 
     def rec(s, layer):
         """Block ``layer``'s recomputed arrays (segment ``s``), made on first use."""
-        with lock:
-            if (s, layer) not in recs:
-                h = saved[s] if layer == s else recs[s, layer - 1].hn
-                recs[s, layer] = buffers(h, keep=True)
-            return recs[s, layer]
+        return S._made(recs, (s, layer), lock, lambda: buffers(
+            saved[s] if layer == s else recs[s, layer - 1].hn, keep=True))
 
     def last(r0, r1, gx, gu, gin, B):
         if pre:

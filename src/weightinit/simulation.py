@@ -670,8 +670,7 @@ class _Team:
     def run_layers(self, n, compute, draw, finish, count=None, counted=None, first=0):
         """A pass, each thread at its own pace: for layer (weight use) l = first..first + n - 1,
         thread t waits until every share of layer l's weights is drawn and runs ``compute(l, t)``
-        on its rows;
-        the last thread to finish layer l runs ``finish(l)``; then each thread, once
+        on its rows; the last thread to finish layer l runs ``finish(l)``; then each thread, once
         ``finish(l - 1)`` is done, runs ``count(l - 1, t)`` if given (and ``counted(l - 1)``, if
         that is given: a histogram whose range is known only when every thread is done) and
         draws its share of layer l + 2's weights with ``draw(l + 2, t)`` into the buffer of
@@ -818,24 +817,18 @@ def _backward(saved, checkpoint, depth, dims, samples, dtype, seed, layer_rows, 
     sums = np.empty((2, 2, team.n_chunks))  # by step parity
     lock = threading.Lock()
 
-    def made(store, key, make):
-        with lock:
-            if key not in store:
-                store[key] = make()
-            return store[key]
-
     def compute(use, t):
         again, layer, s = steps[use - depth]
         shape = (samples, dims[layer + 1])
         if again:
-            out, z = made(acts, (s, layer), lambda: (np.empty(shape, dtype),
-                                                     np.empty(shape, dtype)))
+            out, z = _made(acts, (s, layer), lock, lambda: (np.empty(shape, dtype),
+                                                            np.empty(shape, dtype)))
             h = saved[s] if layer == s else acts[s, layer - 1][0]
             layer_rows(use, t, h, out, parts[0], hists[0, t], z)
             return
         (r0, r1), (c0, c1) = team.rows[t], team.chunks[t]
         g, z = grads[layer + 1], acts[s, layer][1]
-        g_in = made(grads, layer, lambda: np.empty((samples, dims[layer]), dtype))
+        g_in = _made(grads, layer, lock, lambda: np.empty((samples, dims[layer]), dtype))
         K.cotangent_sums(g, sums[use % 2], c0, c1)
         bwd(g, z, slope, r0, r1)  # g <- g * phi'(z)
         with np.errstate(over="ignore", invalid="ignore"):
@@ -852,6 +845,14 @@ def _backward(saved, checkpoint, depth, dims, samples, dtype, seed, layer_rows, 
 
     team.run_layers(len(steps), compute, weights.draw, finish, first=depth)
     return grad_var, grad_norm
+
+
+def _made(store, key, lock, make):
+    """``store[key]``, made with ``make()`` by the first thread that asks (under ``lock``)."""
+    with lock:
+        if key not in store:
+            store[key] = make()
+        return store[key]
 
 
 def _backward_step_done(part, layer, s, samples, width, grad_var, grad_norm, store, lock):

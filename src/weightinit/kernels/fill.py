@@ -513,8 +513,9 @@ def _specialise(dist, dtype, parallel):
     name = f"fill_{dist}_{dtype}"
     env = dict(globals(), _values=_BLOCKS[dist, dtype], _per_block=PER_BLOCK[dist, dtype],
                _parallel=parallel)
-    env["_whole"] = _WHOLE.get((dist, dtype)) or _WHOLE.setdefault(
-        (dist, dtype), njit(**_JIT)(_copy(_whole_py, name + "_whole", env)))
+    if (dist, dtype) not in _WHOLE:  # the first build compiles the hot loop, the other reuses it
+        _WHOLE[dist, dtype] = njit(**_JIT)(_copy(_whole_py, name + "_whole", env))
+    env["_whole"] = _WHOLE[dist, dtype]
     env["_segment"] = njit(inline="always", **_JIT)(_copy(_segment_py, name + "_segment", env))
     body = _copy(_fill_py, name + ("_parallel" if parallel else "_serial"), env)
     return njit(parallel=parallel, **_JIT)(body)
