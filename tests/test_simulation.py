@@ -305,6 +305,56 @@ def test_float32_kernels_compute_activations_to_float32_accuracy(activation):
         assert np.all((err <= 3e-7 * np.abs(ref)) | (err < 1e-6)), (order, err.max())
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("activation,bins", [("tanh", 20), ("tanh", 0), ("linear", 0)])
+def test_forward_kernel_with_wild_segments_against_numpy(activation, bins, dtype):
+    # Huge, infinite and NaN pre-activations scattered over chunks and unit tiles, next to tame
+    # ones in the same rows: the kernel leaves those segments for its float64 finisher. Every
+    # partial statistic and the histogram are checked against NumPy over the finite values.
+    from weightinit.kernels import mlp as K
+
+    rng = np.random.default_rng(3)
+    rows, width, lo, hi = 150, 300, -1.0, 1.0  # 3 chunks (one partial), 2 tiles of units
+    z = rng.standard_normal((rows, width))
+    for value in (1e20, -1e30, np.inf, -np.inf, np.nan):
+        z.flat[rng.choice(z.size, 40, replace=False)] = value
+    z = z.astype(dtype)
+    n_chunks = -(-rows // K.CHUNK)
+    part = np.empty((n_chunks, K.N_STATS, width))
+    h = np.zeros((4, bins), np.int64)
+    a = z.copy()
+    fwd = K.KERNELS[activation, np.dtype(dtype).name][0]
+    fwd(a, np.zeros(width, dtype), dtype(0.01), -0.5, 0.5, part, lo, hi, h, 0, n_chunks)
+    ref = np.tanh(z.astype(np.float64)) if activation == "tanh" else z.astype(np.float64)
+    fin = np.isfinite(ref)
+    np.testing.assert_array_equal(np.isfinite(a), fin)
+    np.testing.assert_allclose(a[fin], ref[fin], rtol=1e-6 if dtype == np.float32 else 1e-15)
+    # Partials per unit, summed over chunks, against float64 sums of the kernel's own finite
+    # outputs (checked above). The fast path sums a chunk's 64 rows in the data's dtype: each
+    # addition rounds by at most eps/2 relative to the running sum of magnitudes, so the error
+    # per unit is below 64 * eps * (sum of |terms|); the finisher's float64 sums add far less.
+    tot = part.sum(axis=0)
+    eps = np.finfo(dtype).eps
+    af = np.where(fin, a.astype(np.float64), 0.0)
+    zf = z.astype(np.float64)
+    zf = np.where(np.isfinite(zf), zf, 0.0)
+    for k, terms in ((K.SUM_A, af), (K.SUM_A2, af**2), (K.SUM_Z2, zf**2)):
+        err = np.abs(tot[k] - terms.sum(axis=0))
+        assert np.all(err <= 64 * eps * np.abs(terms).sum(axis=0)), k
+    np.testing.assert_array_equal(tot[K.NONFINITE], (~fin).sum(axis=0))
+    np.testing.assert_array_equal(tot[K.SATURATED], (fin & (np.abs(ref) > 0.5)).sum(axis=0))
+    np.testing.assert_array_equal(tot[K.ZERO], (fin & (ref == 0)).sum(axis=0))
+    if bins:  # a histogram of fixed range
+        counts, _ = np.histogram(np.clip(a[fin], lo, hi), bins=bins, range=(lo, hi))
+        assert h.sum() == fin.sum()
+        assert np.abs(h.sum(axis=0) - counts).sum() <= 4  # values within rounding of an edge
+    else:  # no bins: the extremes, for a histogram whose range is known after the pass
+        np.testing.assert_array_equal(part[:, K.MIN_A].min(axis=0),
+                                      np.where(fin, a, np.inf).min(axis=0))
+        np.testing.assert_array_equal(part[:, K.MAX_A].max(axis=0),
+                                      np.where(fin, a, -np.inf).max(axis=0))
+
+
 def test_concurrent_simulations_agree_and_restore_blas_threads():
     # Several simulations at once in user threads: each result equals the sequential one, and
     # BLAS's thread count is back to what it was when the last one ends (overlapping limits

@@ -12,8 +12,9 @@ The kernels, per dtype (float32, float64), are:
   each as a serial and a parallel build (``weightinit.random``, section 6 of
   ``docs/performance.md``), and the transposes of the blocked orthogonal QR;
 - **simulation**, per activation: the fused forward kernel (bias, activation, statistics,
-  histogram) and the backward step, the histogram and reduction kernels, and the layer/RMS
-  normalisation of residual blocks (forward and backward);
+  histogram) with its finisher for huge and non-finite values, and the backward step, the
+  histogram and reduction kernels, and the layer/RMS normalisation of residual blocks
+  (forward and backward);
 - **float64 only**: the raw Philox words and the normal PIT of ``weightinit stream``, and the
   activation kernel used by :func:`weightinit.lsuv`.
 """
@@ -50,6 +51,8 @@ def _simulation(dtype, activation, first):
     common = dict(activation=activation, std=1.0, samples=8, dtype=dtype, backward=True)
     simulate(2, 8, **common)
     simulate(2, 8, architecture="residual", branch_depth=2, norm="layer", **common)
+    # Weights large enough to leave the fast path: the forward kernel's float64 finisher.
+    simulate(1, 8, activation=activation, std=1e20, samples=8, dtype=dtype)
     if first:  # once per dtype: RMS norm after the addition (no activation in it)
         simulate(2, 8, architecture="residual", norm="rms", norm_position="post", **common)
 

@@ -184,14 +184,19 @@ ACC_Z2, ACC_D, ACC_D2, ACC_COUNTS, ACC_MIN, ACC_MAX, ACC_SHIFT = range(7)
 N_ACC = 7
 
 
-def _forward_py(z, bias, biased, slope, sat_lo, sat_hi, part, lo, hi, h, acc, idx, c0, c1):
+def _forward_py(z, bias, biased, slope, sat_lo, sat_hi, part, lo, hi, h, acc, idx, wild,
+                c0, c1):
     """In place, for the rows of chunks c0..c1: ``z[r, j] <- phi(z[r, j] + bias[j])`` (``bias``
     and ``slope`` of z's dtype; ``biased``: whether any bias is not 0); per-chunk, per-unit
     statistics in ``part`` of shape (n_chunks, N_STATS, width), and the histogram over [lo, hi]
     added to ``h`` (4, bins) if it has bins (a fixed range known in advance; otherwise each
     unit's extremes are recorded). ``acc`` (N_ACC, TILE) of z's dtype and ``idx`` (TILE) int32
-    are scratch. Non-finite activations are counted and left out of the sums, extremes and
-    histogram.
+    are scratch.
+
+    Row segments that are not tame (see ``TAME``) get their bias only: they are marked in
+    ``wild`` (uint8, one row per row of the chunks and one column per tile, zeros on entry) and
+    their number is returned, for :func:`_wild_py` to finish. That path is compiled only when a
+    call meets such values (exploding networks), not on every first run.
 
     Per chunk, units are taken in tiles of ``TILE`` so that the accumulators stay in the
     first-level cache while the chunk's rows pass over the tile. Each row segment takes short
@@ -205,6 +210,8 @@ def _forward_py(z, bias, biased, slope, sat_lo, sat_hi, part, lo, hi, h, acc, id
     bins = h.shape[1]
     lo_t, scale, top = _bin_params(t, lo, hi, bins)
     s_lo, s_hi = t(sat_lo), t(sat_hi)
+    r_first = U64(c0) * U64(CHUNK)
+    n_wild = 0
     for c in range(U64(c0), U64(c1)):
         r0 = c * U64(CHUNK)
         r1 = min(rows, r0 + U64(CHUNK))
@@ -234,9 +241,8 @@ def _forward_py(z, bias, biased, slope, sat_lo, sat_hi, part, lo, hi, h, acc, id
                         _fast_counts_range(zr, acc[ACC_COUNTS, :m], acc[ACC_MIN, :m],
                                            acc[ACC_MAX, :m], s_lo, s_hi)
                 else:
-                    _slow_row(zr, p, j0, slope, sat_lo, sat_hi)
-                    if bins:
-                        _count(zr, lo, hi, h, idx)
+                    wild[r - r_first, j0 // U64(TILE)] = 1
+                    n_wild += 1
             for j in range(m):
                 u = j0 + j
                 k = np.float64(acc[ACC_SHIFT, j]) if fast else 0.0
@@ -250,6 +256,24 @@ def _forward_py(z, bias, biased, slope, sat_lo, sat_hi, part, lo, hi, h, acc, id
                 p[ZERO, u] += zero
                 p[MIN_A, u] = min(p[MIN_A, u], np.float64(acc[ACC_MIN, j]))
                 p[MAX_A, u] = max(p[MAX_A, u], np.float64(acc[ACC_MAX, j]))
+    return n_wild
+
+
+def _wild_py(z, wild, r_first, slope, sat_lo, sat_hi, part, lo, hi, h, idx):
+    """Finish the row segments :func:`_forward_py` marked in ``wild`` (rows from ``r_first``):
+    ``z <- phi(z)`` in float64, the statistics added straight to the partials and the finite
+    values to the histogram ``h`` if it has bins; non-finite values are counted and left out."""
+    width = z.shape[1]
+    for i in range(wild.shape[0]):
+        r = r_first + i
+        p = part[r // CHUNK]
+        for t in range(wild.shape[1]):
+            if wild[i, t]:
+                j0 = t * TILE
+                zr = z[r, j0:min(width, j0 + TILE)]
+                _slow_row(zr, p, j0, slope, sat_lo, sat_hi)
+                if h.shape[1]:
+                    _count(zr, lo, hi, h, idx)
 
 
 def _aligned(shape, dtype, align=64):
@@ -261,13 +285,19 @@ def _aligned(shape, dtype, align=64):
     return raw[skip: skip + n * dtype.itemsize].view(dtype).reshape(shape)
 
 
-def _forward_caller(kernel):
+def _forward_caller(kernel, finish_wild):
     """The forward kernel as callers use it, ``forward(z, bias, slope, sat_lo, sat_hi, part, lo,
     hi, h, c0, c1)``: the scratch arrays and the bias test are made here, in Python, so that the
-    compiled kernel allocates nothing (Numba's array allocation costs compile time, not speed)."""
+    compiled kernel allocates nothing (Numba's array allocation costs compile time, not speed),
+    and the segments the kernel left wild are finished by ``finish_wild``."""
     def forward(z, bias, slope, sat_lo, sat_hi, part, lo, hi, h, c0, c1):
-        kernel(z, bias, bool(bias.any()), slope, sat_lo, sat_hi, part, lo, hi, h,
-               _aligned((N_ACC, TILE), z.dtype), _aligned(TILE, np.int32), c0, c1)
+        r_first = c0 * CHUNK
+        wild = np.zeros((max(0, min(z.shape[0], c1 * CHUNK) - r_first),
+                         -(-z.shape[1] // TILE)), np.uint8)
+        idx = _aligned(TILE, np.int32)
+        if kernel(z, bias, bool(bias.any()), slope, sat_lo, sat_hi, part, lo, hi, h,
+                  _aligned((N_ACC, TILE), z.dtype), idx, wild, c0, c1):
+            finish_wild(z, wild, r_first, slope, sat_lo, sat_hi, part, lo, hi, h, idx)
 
     return forward
 
@@ -397,7 +427,8 @@ def _specialise(name, dtype):
     for py in (_activate_py, _slow_row_py):
         base = py.__name__[:-3]
         env[base] = njit(**_JIT)(_copy(py, f"{base}_{tag}", env))
-    return (_forward_caller(njit(**_JIT)(_copy(_forward_py, f"forward_{tag}", env))),
+    return (_forward_caller(njit(**_JIT)(_copy(_forward_py, f"forward_{tag}", env)),
+                            njit(**_JIT)(_copy(_wild_py, f"wild_{tag}", env))),
             njit(**_JIT)(_copy(_backward_py, f"backward_{tag}", env)))
 
 
