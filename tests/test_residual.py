@@ -247,6 +247,34 @@ def test_residual_add_kernel_against_numpy(dtype):
                 np.testing.assert_array_equal(sums[c, 1], (~finite[sl]).sum(axis=0))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_stream_kernel_equals_the_add_then_the_linear_forward_kernel(dtype):
+    # The fused kernel of the residual stream (the add and the stream's statistics chunk by
+    # chunk) against its two parts called one after the other, bit for bit, with a huge and a
+    # non-finite value so that its wild segments are finished too; a sub-range of chunks.
+    from weightinit.kernels import mlp as K
+
+    rng = np.random.default_rng(2)
+    rows, width = 200, 300  # four chunks (the last partial), two unit tiles
+    h, f = (rng.standard_normal((rows, width)).astype(dtype) for _ in range(2))
+    f[70, 3], f[130, 290], h[140, 5] = 1e30, np.nan, -np.inf
+    bias, alpha = rng.standard_normal(width).astype(dtype), dtype(0.7)
+    n_chunks = -(-rows // K.CHUNK)
+    fwd_lin = K.KERNELS["linear", np.dtype(dtype).name][0]
+    for moment in (False, True):
+        got, want = (dict(out=np.full_like(h, 5.0), sums=np.full((n_chunks, 2, width), 7.0),
+                          part=np.full((n_chunks, K.N_STATS, width), 9.0)) for _ in range(2))
+        K.residual_add(h, f, bias, alpha, want["out"], want["sums"], moment, 1, n_chunks)
+        fwd_lin(want["out"], np.zeros(width, dtype), alpha, -np.inf, np.inf, want["part"], 0.0,
+                0.0, np.zeros((4, 0), np.int64), 1, n_chunks)
+        K.STREAM[np.dtype(dtype).name](h, f, bias, alpha, got["out"], got["sums"], moment,
+                                       got["part"], 1, n_chunks)
+        for key in got:
+            np.testing.assert_array_equal(got[key], want[key], err_msg=key)
+        assert got["part"][1:, K.NONFINITE].sum() == 2  # NaN and -inf; 1e30 is finite
+        assert got["part"][1:, K.MAX_A].max() == want["out"][70, 3] > 1e29
+
+
 def test_results_do_not_depend_on_the_thread_count():
     kw = dict(architecture="residual", activation="relu", scheme="he_normal", samples=200,
               branch_depth=2, norm="layer", backward=True)

@@ -122,6 +122,7 @@ def simulate_residual(*, blocks, width, samples, bd, alpha, norm, position, acti
     dims = [width] * (n_mats + 1)
     fwd, bwd = K.KERNELS[activation, dtype.name]
     fwd_lin = K.KERNELS["linear", dtype.name][0]
+    stream = K.STREAM[dtype.name]
     kslope = dtype.type(slope)
     center = norm == "layer"
     pre, post = norm is not None and position == "pre", norm is not None and position == "post"
@@ -204,12 +205,14 @@ def simulate_residual(*, blocks, width, samples, bd, alpha, norm, position, acti
             else:
                 np.matmul(B.a[r0:r1], w, out=B.a2[r0:r1])
                 f, fbias = B.a2, bvec
-            if k == bd - 1:
+            if k == bd - 1 and post:
                 K.residual_add(B.h, f, fbias, t_alpha, B.hn, out_sums[par], bd == 2, c0, c1)
-                if post:
-                    KN.forward(B.hn, B.hn, B.s_post, center, NORM_EPS, r0, r1)
+                KN.forward(B.hn, B.hn, B.s_post, center, NORM_EPS, r0, r1)
                 fwd_lin(B.hn, zero_bias, kslope, -inf, inf, P["stream"], 0.0, 0.0, no_hist,
                         c0, c1)
+            elif k == bd - 1:  # the add and the stream's statistics, chunk by chunk
+                stream(B.h, f, fbias, t_alpha, B.hn, out_sums[par], bd == 2, P["stream"], c0,
+                       c1)
 
     names = ("mean", "var", "q", "saturated", "dead", "dead_units", "nonfinite", "branch_q",
              "branch_ratio")

@@ -35,10 +35,12 @@ N_STATS = 8
 TAME = 2.0 ** 56
 
 _JIT = dict(cache=True, error_model="numpy", fastmath={"contract"}, nogil=True)
-_EXACT = dict(cache=True, error_model="numpy", nogil=True)  # no contraction: NumPy's rounding
+# No contraction: NumPy's rounding. Set explicitly: a kernel that leaves ``fastmath`` unset
+# inherits its caller's flags when it is first compiled for a call from another kernel.
+_EXACT = dict(cache=True, error_model="numpy", fastmath=False, nogil=True)
 # Bound per activation and dtype by ``_specialise``: the code (a compile-time constant), the
 # scalar activation and derivative of the dtype, and the functions that call them.
-_code = _act = _act_call = _deriv = _activate = _slow_row = None
+_code = _act = _act_call = _deriv = _activate = _slow_row = _forward = None
 
 U64 = np.uint64
 
@@ -285,21 +287,57 @@ def _aligned(shape, dtype, align=64):
     return raw[skip: skip + n * dtype.itemsize].view(dtype).reshape(shape)
 
 
+def _scratch(z, c0, c1):
+    """The forward kernel's scratch for rows of chunks c0..c1 of ``z``: the tile accumulators,
+    the bin indices and the marks of wild segments (zeros)."""
+    r_first = c0 * CHUNK
+    wild = np.zeros((max(0, min(z.shape[0], c1 * CHUNK) - r_first), -(-z.shape[1] // TILE)),
+                    np.uint8)
+    return r_first, _aligned((N_ACC, TILE), z.dtype), _aligned(TILE, np.int32), wild
+
+
 def _forward_caller(kernel, finish_wild):
     """The forward kernel as callers use it, ``forward(z, bias, slope, sat_lo, sat_hi, part, lo,
     hi, h, c0, c1)``: the scratch arrays and the bias test are made here, in Python, so that the
     compiled kernel allocates nothing (Numba's array allocation costs compile time, not speed),
     and the segments the kernel left wild are finished by ``finish_wild``."""
     def forward(z, bias, slope, sat_lo, sat_hi, part, lo, hi, h, c0, c1):
-        r_first = c0 * CHUNK
-        wild = np.zeros((max(0, min(z.shape[0], c1 * CHUNK) - r_first),
-                         -(-z.shape[1] // TILE)), np.uint8)
-        idx = _aligned(TILE, np.int32)
-        if kernel(z, bias, bool(bias.any()), slope, sat_lo, sat_hi, part, lo, hi, h,
-                  _aligned((N_ACC, TILE), z.dtype), idx, wild, c0, c1):
+        r_first, acc, idx, wild = _scratch(z, c0, c1)
+        if kernel(z, bias, bool(bias.any()), slope, sat_lo, sat_hi, part, lo, hi, h, acc, idx,
+                  wild, c0, c1):
             finish_wild(z, wild, r_first, slope, sat_lo, sat_hi, part, lo, hi, h, idx)
 
     return forward
+
+
+def _stream_py(h, f, bias, alpha, out, fsums, moment, part, zero, no_hist, acc, idx, wild, c0,
+               c1):
+    """:func:`residual_add` and then the linear forward kernel's statistics of ``out`` (with
+    the zero bias ``zero`` and the empty histogram ``no_hist``), one chunk of rows at a time,
+    while the chunk is still in the second-level cache: the residual stream of a block without
+    post-normalisation. Returns the number of wild segments, marked in ``wild`` as by the
+    forward kernel."""
+    n = 0
+    for c in range(c0, c1):
+        residual_add(h, f, bias, alpha, out, fsums, moment, c, c + 1)
+        # (the linear activation has no slope: alpha stands in for any value of the dtype)
+        n += _forward(out, zero, False, alpha, -np.inf, np.inf, part, 0.0, 0.0, no_hist, acc,
+                      idx, wild[(c - c0) * CHUNK:], c, c + 1)
+    return n
+
+
+def _stream_caller(kernel, finish_wild):
+    """``stream(h, f, bias, alpha, out, fsums, moment, part, c0, c1)``: :func:`_stream_py`
+    with its scratch made here and its wild segments finished (see :func:`_forward_caller`)."""
+    def stream(h, f, bias, alpha, out, fsums, moment, part, c0, c1):
+        r_first, acc, idx, wild = _scratch(out, c0, c1)
+        zero, no_hist = np.zeros(out.shape[1], out.dtype), np.zeros((4, 0), np.int64)
+        if kernel(h, f, bias, alpha, out, fsums, moment, part, zero, no_hist, acc, idx, wild,
+                  c0, c1):
+            finish_wild(out, wild, r_first, alpha, -np.inf, np.inf, part, 0.0, 0.0, no_hist,
+                        idx)
+
+    return stream
 
 
 @njit(**_JIT)
@@ -351,7 +389,7 @@ def residual_add(h, f, bias, alpha, out, fsums, moment, c0, c1):
                 _add_row(h[r], f[r], bias, alpha, out[r])
 
 
-@njit(cache=True, error_model="numpy", nogil=True)
+@njit(**_EXACT)
 def cotangent_sums(g, sums, c0, c1):
     """Per chunk c (c0..c1) of the rows of the cotangent ``g``: ``sums[0, c]``, its sum of
     squares, and ``sums[1, c]``, the sum of its rows' L2 norms (float64; the row sums
@@ -419,7 +457,8 @@ def _copy(py, name, env):
 
 def _specialise(name, dtype):
     """Forward (through :func:`_forward_caller`) and backward kernels for one activation and
-    dtype, each a cached module-level function."""
+    dtype, each a cached module-level function, and for the linear activation the residual
+    stream's kernel (through :func:`_stream_caller`; else None)."""
     scalar = A.BY_DTYPE[dtype]
     env = dict(globals(), _code=A.CODES[name], _act=scalar.phi[name], _deriv=scalar.dphi[name],
                _act_call=scalar.phi_call[name])
@@ -427,11 +466,17 @@ def _specialise(name, dtype):
     for py in (_activate_py, _slow_row_py):
         base = py.__name__[:-3]
         env[base] = njit(**_JIT)(_copy(py, f"{base}_{tag}", env))
-    return (_forward_caller(njit(**_JIT)(_copy(_forward_py, f"forward_{tag}", env)),
-                            njit(**_JIT)(_copy(_wild_py, f"wild_{tag}", env))),
-            njit(**_JIT)(_copy(_backward_py, f"backward_{tag}", env)))
+    env["_forward"] = njit(**_JIT)(_copy(_forward_py, f"forward_{tag}", env))
+    wild = njit(**_JIT)(_copy(_wild_py, f"wild_{tag}", env))
+    stream = (_stream_caller(njit(**_JIT)(_copy(_stream_py, f"stream_{dtype}", env)), wild)
+              if name == "linear" else None)
+    return (_forward_caller(env["_forward"], wild),
+            njit(**_JIT)(_copy(_backward_py, f"backward_{tag}", env)), stream)
 
 
+_ALL = {(name, dtype): _specialise(name, dtype) for name in A.CODES
+        for dtype in ("float32", "float64")}
 #: (forward, backward) kernels per (activation name, dtype name).
-KERNELS = {(name, dtype): _specialise(name, dtype) for name in A.CODES
-           for dtype in ("float32", "float64")}
+KERNELS = {key: kernels[:2] for key, kernels in _ALL.items()}
+#: The residual stream's kernel per dtype name (:func:`_stream_py`).
+STREAM = {dtype: _ALL["linear", dtype][2] for dtype in ("float32", "float64")}
