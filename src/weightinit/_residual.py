@@ -16,13 +16,14 @@ with the branch :math:`F(x) = \phi(x W_1 + b_1)` (``branch_depth=1``) or
 (:mod:`weightinit.kernels.norm`).
 
 The work reuses the MLP path's pieces: the branch's bias + activation + statistics is the MLP
-forward kernel, the residual stream's statistics are the same kernel for the linear activation,
-the weights rotate through the same three buffers drawn two uses ahead, and the same team of
-threads splits the samples. Every operation of a block is row-wise, so the forward pass runs
-through the team's pipeline (``_Team.run_layers``, one step per weight matrix): each thread
-runs the blocks on its rows at its own pace, waiting only for the weights. Memory is flat in
-depth; the backward pass recomputes each segment of ``checkpoint`` blocks from its saved input
-(one step of the team per weight matrix).
+forward kernel, the residual stream's statistics are the same kernel for the linear activation
+(without post-normalisation run together with the add, one chunk of rows at a time:
+``kernels.mlp.STREAM``), the weights rotate through the same three buffers drawn two uses
+ahead, and the same team of threads splits the samples. Every operation of a block is row-wise,
+so the forward pass runs through the team's pipeline (``_Team.run_layers``, one step per weight
+matrix): each thread runs the blocks on its rows at its own pace, waiting only for the weights.
+Memory is flat in depth; the backward pass recomputes each segment of ``checkpoint`` blocks
+from its saved input (one step of the team per weight matrix).
 """
 
 import math
