@@ -59,3 +59,93 @@ def test_warmup_leaves_nothing_to_compile(tmp_path):
     _child(_WARMUP, tmp_path)
     compiled = json.loads(_child(_CALLS, tmp_path).strip().splitlines()[-1])
     assert compiled == [], f"compiled after warmup: {compiled}"
+
+
+# ----------------------------------------------------------------------------- compile ahead
+_CACHE_STATE = r"""
+import numpy as np
+import weightinit as W
+from weightinit._warmup import in_cache
+from weightinit.kernels import mlp as K
+kernel = K.KERNELS["softplus", "float64"][0].kernel
+before = in_cache(kernel)
+W.simulate(1, 8, activation="softplus", std=1.0, samples=8, dtype="float64")
+print(before, in_cache(kernel))
+"""
+
+# The CLI's first run in a fresh process: which kernels the process itself compiled, whether it
+# loaded the forward kernel from the cache, and its statistics.
+_FIRST_RUN = r"""
+import json, sys, tempfile, os
+from numba.core import event
+from weightinit.cli import main
+from weightinit.kernels import mlp as K
+out = os.path.join(tempfile.mkdtemp(), "r.json")
+with event.install_recorder("numba:compile") as rec:
+    assert main(["simulate", "--activation", "elu", "--std", "1.2", "--depth", "3", "--width",
+                 "40", "--samples", "200", "--dtype", "float64", "--json", out],
+                stdout=open(os.devnull, "w")) == 0
+hits = sum(K.KERNELS["elu", "float64"][0].kernel.stats.cache_hits.values())
+print(json.dumps({"compiled": sorted({e.data["dispatcher"].py_func.__qualname__
+                                      for _, e in rec.buffer if e.is_start}),
+                  "hits": hits, "result": json.load(open(out))}))
+"""
+
+
+def test_in_cache_tells_an_empty_cache_from_a_filled_one(tmp_path):
+    assert _child(_CACHE_STATE, tmp_path).split() == ["False", "True"]
+
+
+def test_first_cli_run_loads_the_forward_kernel_its_helper_compiled(tmp_path):
+    """With a second core, the forward kernel is compiled by the helper process, never by the
+    CLI's own process, which loads it from the cache; the statistics are the same as with the
+    helper turned off (each run in a fresh process with an empty cache)."""
+    from weightinit._warmup import _cores
+
+    if _cores() < 2:
+        import pytest
+
+        pytest.skip("the helper needs a second core")
+    runs = {}
+    for helper in ("1", "0"):
+        cache = tmp_path / helper
+        cache.mkdir()
+        proc = subprocess.run([sys.executable, "-c", _FIRST_RUN], capture_output=True, text=True,
+                              timeout=900, env=dict(os.environ, NUMBA_CACHE_DIR=str(cache),
+                                                    WEIGHTINIT_COMPILE_HELPER=helper))
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        runs[helper] = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert "forward_elu_float64" not in runs["1"]["compiled"]
+    assert runs["1"]["hits"] >= 1
+    assert "forward_elu_float64" in runs["0"]["compiled"] and runs["0"]["hits"] == 0
+    assert runs["1"]["result"] == runs["0"]["result"]
+
+
+def test_a_failing_or_hanging_helper_only_costs_its_timeout(monkeypatch):
+    """The helper only fills the cache: one that fails at once, or hangs past the timeout (and
+    is killed), leaves the simulation to compile what it needs, with the same results."""
+    import time
+
+    import numpy as np
+
+    import weightinit as W
+    from weightinit import _warmup
+    from weightinit import simulation as S
+
+    job = dict(activation="tanh", std=1.0, samples=128, dtype="float32")
+    plain = W.simulate(3, 16, **job)
+    monkeypatch.setattr(_warmup, "in_cache", lambda dispatcher: False)
+    monkeypatch.setattr(_warmup, "_cores", lambda: 2)
+    monkeypatch.setattr(_warmup, "HELPER_TIMEOUT", 1.0)
+    for code in ("import sys; sys.exit(3)", "import time; time.sleep(60)"):
+        monkeypatch.setattr(_warmup, "_helper_command", lambda spec, c=code: [sys.executable,
+                                                                              "-c", c])
+        t = time.perf_counter()
+        assert _warmup.compile_ahead(job)
+        r = W.simulate(3, 16, **job)
+        assert time.perf_counter() - t < 30
+        assert not S.BEFORE_FIRST_PASS
+        for name in ("mean", "var", "q", "hist"):
+            np.testing.assert_array_equal(getattr(r, name), getattr(plain, name))
+    monkeypatch.setenv("WEIGHTINIT_COMPILE_HELPER", "0")
+    assert not _warmup.compile_ahead(job)

@@ -17,14 +17,25 @@ The kernels, per dtype (float32, float64), are:
   (forward and backward);
 - **float64 only**: the raw Philox words and the normal PIT of ``weightinit stream``, and the
   activation kernel used by :func:`weightinit.lsuv`.
+
+A first run compiles on one core: Numba holds one compiler lock per process. So on an empty
+cache ``weightinit simulate`` compiles the simulation's kernels in a helper process
+(:func:`compile_ahead`) while it compiles the generators itself, and loads the helper's builds
+from the cache when its pipeline starts.
 """
 
+import json
+import os
+import subprocess
+import sys
 import time
 
 import numpy as np
 
 from . import _validate as V
 from . import random as R
+from . import simulation as S
+from .kernels import mlp as K
 from .initializers import _BLOCK_QR_MIN, orthogonal
 from .kernels.activations import CODES
 from .lsuv import _activation
@@ -115,3 +126,80 @@ def _as_tuple(name, value):
     except TypeError:
         raise TypeError(f"`{name}` must be a name or a sequence of names. Received: "
                         f"{name}={value!r}") from None
+
+
+# ----------------------------------------------------------------------------- compile ahead
+#: Seconds a simulation waits for its helper process before compiling the kernels itself.
+HELPER_TIMEOUT = 300.0
+#: The keywords of ``simulate`` that choose its forward pass's kernels (the rest only change
+#: values or sizes).
+_STRUCTURE = ("activation", "dtype", "architecture", "branch_depth", "branch_scale", "norm",
+              "norm_position")
+
+
+def in_cache(dispatcher):
+    """Whether Numba's on-disk cache holds a build of the jitted ``dispatcher`` for this CPU and
+    this version of its source (for any signature). True when that cannot be told (caching
+    disabled, the JIT off, Numba internals changed): the caller then compiles as it always
+    would."""
+    try:
+        cache = dispatcher._cache
+        probe = cache._index_key(None, dispatcher.targetctx.codegen())
+        return any(key[1:] == probe[1:] for key in cache._cache_file._load_index())
+    except Exception:
+        return True
+
+
+def _cores():
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def compile_ahead(job):
+    """If the forward kernel of ``simulate(**job)`` is not in Numba's on-disk cache and there
+    is a second core, start a helper process that compiles the forward pass's kernels into the
+    cache (a tiny run of the same structure that draws nothing: zero weights, a given input),
+    and make the next simulation wait for it before its pipeline starts: this process compiles
+    the generators meanwhile, so the two largest first-run compilations overlap. Returns whether
+    a helper was started. ``WEIGHTINIT_COMPILE_HELPER=0`` turns it off.
+
+    The helper only fills the cache: if it fails or is slow (:data:`HELPER_TIMEOUT`), the
+    simulation compiles what it needs itself, with the same results."""
+    if os.environ.get("WEIGHTINIT_COMPILE_HELPER", "1") == "0" or _cores() < 2:
+        return False
+    spec = {k: job[k] for k in _STRUCTURE if job.get(k) is not None}
+    dtype = V.check_dtype(spec.get("dtype", "float32"), "dtype").name
+    forward = K.KERNELS[spec.get("activation", "tanh"), dtype][0]
+    if in_cache(forward.kernel):
+        return False
+    # This copy of the package first on the helper's path: its kernels are the ones cached.
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [root] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+    helper = subprocess.Popen(_helper_command(json.dumps(spec)), env=env,
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+
+    def wait():
+        try:
+            helper.wait(timeout=HELPER_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            helper.kill()
+            helper.wait()
+
+    S.BEFORE_FIRST_PASS.append(wait)
+    return True
+
+
+def _helper_command(spec):
+    return [sys.executable, "-c", "import sys, weightinit._warmup as w; w._helper(sys.argv[1])",
+            spec]
+
+
+def _helper(spec):
+    """The helper process of :func:`compile_ahead`: a 2-layer run of 8 units and 8 samples with
+    the job's structure, through the same kernels as the job's forward pass."""
+    x = np.linspace(-1.0, 1.0, 64).reshape(8, 8)
+    simulate(2, 8, scheme="zeros", samples=8, x=x, **json.loads(spec))

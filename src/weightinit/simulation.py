@@ -619,6 +619,13 @@ class _Weights:
             self.draw_whole(layer, w)
 
 
+#: Callables run once, before the next pass of a simulation's pipeline (by then its inputs and
+#: first weights are drawn), then dropped: ``weightinit simulate`` puts here its wait for a helper
+#: process that compiles the simulation's kernels while this process compiles the generators
+#: (:func:`weightinit._warmup.compile_ahead`).
+BEFORE_FIRST_PASS = []
+
+
 class _Team:
     """The threads of one simulation, each owning a run of whole row chunks (samples).
 
@@ -686,6 +693,8 @@ class _Team:
         must be drawn before (a previous pass leaves them drawn). The first error stops every
         thread and is raised.
         """
+        while BEFORE_FIRST_PASS:
+            BEFORE_FIRST_PASS.pop()()
         cond = threading.Condition()
         drawn, done, ready = [self.size] * 2 + [0] * n, [0] * n, [False] * n
         failed = []

@@ -9,6 +9,7 @@ import sys
 import numpy as np
 
 from .. import initializers as _init
+from .._warmup import compile_ahead
 from .common import (Outputs, add_residual_options, bias_arg, check_outputs, import_plotting,
                      json_text, key_value, nonneg_float, nonneg_int, positive_int,
                      progress_option, residual_settings, want_progress)
@@ -117,9 +118,12 @@ def run(args, stdout):
     if args.theory and len(constant) == len(runs):
         raise ValueError(f"--theory needs random weights; {', '.join(constant)} gives constant "
                          "weights, where mean-field theory does not apply.")
+    # A first run: the forward pass's kernels compile in a helper process meanwhile.
+    compile_ahead(runs[0])
     plotting = import_plotting() if (args.plot or args.theory) else None
     fmts = {k: plotting.check_path(p) for k, p in (("plot", args.plot), ("theory", args.theory))
             if p}
+
     progress = want_progress(args)
 
     outputs = Outputs()

@@ -308,6 +308,7 @@ def _forward_caller(kernel, finish_wild):
                   wild, c0, c1):
             finish_wild(z, wild, r_first, slope, sat_lo, sat_hi, part, lo, hi, h, idx)
 
+    forward.kernel = kernel  # the compiled kernel itself (its on-disk cache, for one)
     return forward
 
 
@@ -407,36 +408,15 @@ def cotangent_sums(g, sums, c0, c1):
         sums[1, c] = norms
 
 
-@njit(**_JIT)
-def _reduce_partials(part, samples, out, per_unit):
-    """:func:`reduce_partials` with the scratch ``per_unit`` (NONFINITE + 1, width) float64."""
-    width = U64(part.shape[2])
-    for k in range(NONFINITE + 1):
-        acc = per_unit[k]
-        for j in range(width):
-            acc[j] = 0.0
-        for c in range(part.shape[0]):
-            row = part[c, k]
-            for j in range(width):
-                acc[j] += row[j]
-    for k in range(NONFINITE + 1):
-        total = 0.0
-        for j in range(width):
-            total += per_unit[k, j]
-        out[k] = total
-    dead = 0.0
-    for j in range(width):
-        dead += 1.0 if per_unit[ZERO, j] == samples else 0.0
-    out[NONFINITE + 1] = dead
-
-
 def reduce_partials(part, samples, out):
     """One layer's totals from its partials (n_chunks, N_STATS, width), into ``out``: the sums
     of a, a**2 and z**2, the saturated, zero and non-finite counts, and the number of units that
-    are zero in all ``samples`` rows (dead units). Summed over chunks per unit first (the
-    vectorised direction, into scratch made here: array allocation in the kernel would cost
-    compile time), then over units."""
-    _reduce_partials(part, samples, out, np.empty((NONFINITE + 1, part.shape[2])))
+    are zero in all ``samples`` rows (dead units). Summed over chunks per unit first, in chunk
+    order, then over units. NumPy, not a kernel: per layer it costs about as much (tens of
+    microseconds at width 1024) and a compiled reduction cost 0.3 s of a first run."""
+    per_unit = part[:, : NONFINITE + 1].sum(axis=0)
+    out[: NONFINITE + 1] = per_unit.sum(axis=1)
+    out[NONFINITE + 1] = np.count_nonzero(per_unit[ZERO] == samples)
 
 
 def _backward_py(g, z, slope, r0, r1):
