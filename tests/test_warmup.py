@@ -14,7 +14,8 @@ import os
 import subprocess
 import sys
 
-_WARMUP = "import weightinit; weightinit.warmup(['float64'], ['relu'])"
+# Two processes compile (the parts shared out between them), both into the one cache.
+_WARMUP = "import weightinit; weightinit.warmup(['float64'], ['relu'], jobs=2)"
 
 _CALLS = r"""
 import json
@@ -138,8 +139,8 @@ def test_a_failing_or_hanging_helper_only_costs_its_timeout(monkeypatch):
     monkeypatch.setattr(_warmup, "_cores", lambda: 2)
     monkeypatch.setattr(_warmup, "HELPER_TIMEOUT", 1.0)
     for code in ("import sys; sys.exit(3)", "import time; time.sleep(60)"):
-        monkeypatch.setattr(_warmup, "_helper_command", lambda spec, c=code: [sys.executable,
-                                                                              "-c", c])
+        monkeypatch.setattr(_warmup, "_helper_command",
+                            lambda fn, arg, c=code: [sys.executable, "-c", c])
         t = time.perf_counter()
         assert _warmup.compile_ahead(job)
         r = W.simulate(3, 16, **job)
@@ -149,3 +150,24 @@ def test_a_failing_or_hanging_helper_only_costs_its_timeout(monkeypatch):
             np.testing.assert_array_equal(getattr(r, name), getattr(plain, name))
     monkeypatch.setenv("WEIGHTINIT_COMPILE_HELPER", "0")
     assert not _warmup.compile_ahead(job)
+
+
+def test_warmup_in_processes_reports_every_part_and_a_failing_process(monkeypatch):
+    import pytest
+
+    import weightinit as W
+    from weightinit import _warmup
+
+    seen = []
+    times = W.warmup(["float32"], ["tanh", "relu"], jobs=3,
+                     progress=lambda part, s: seen.append(part))
+    labels = ["generators float32", "simulation tanh float32", "simulation relu float32"]
+    assert list(times) == labels + ["total"] and sorted(seen) == sorted(labels)
+    assert all(t >= 0 for t in times.values())
+    monkeypatch.setattr(_warmup, "_helper_command",
+                        lambda fn, arg: [sys.executable, "-c", "import sys; sys.exit(3)"])
+    with pytest.raises(RuntimeError, match="exit status"):
+        W.warmup(["float32"], ["tanh"], jobs=2)
+    for bad, err in ((0, ValueError), (1.5, TypeError)):
+        with pytest.raises(err, match="jobs"):
+            W.warmup(["float32"], [], jobs=bad)

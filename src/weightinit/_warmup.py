@@ -13,7 +13,7 @@ The kernels, per dtype (float32, float64), are:
   ``docs/performance.md``), and the transposes of the blocked orthogonal QR;
 - **simulation**, per activation: the fused forward kernel (bias, activation, statistics,
   histogram) with its finisher for huge and non-finite values, and the backward step, the
-  histogram and reduction kernels, and the layer/RMS normalisation of residual blocks
+  histogram kernel, and the layer/RMS normalisation of residual blocks
   (forward and backward);
 - **float64 only**: the raw Philox words and the normal PIT of ``weightinit stream``, and the
   activation kernel used by :func:`weightinit.lsuv`.
@@ -28,6 +28,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -75,9 +76,23 @@ def _float64_only():
     _activation(ACTIVATIONS[0], np.zeros(1), 0.01)  # one kernel: the activation is an argument
 
 
-def warmup(dtypes=DTYPES, activations=ACTIVATIONS, *, progress=None):
+def _parts(dtypes, activations):
+    """The parts of a warmup, in order: (label, function, arguments)."""
+    parts = [(f"generators {d}", _generators, (d,)) for d in dtypes]
+    parts += [(f"simulation {a} {d}", _simulation, (d, a, i == 0)) for d in dtypes
+              for i, a in enumerate(activations)]
+    if "float64" in dtypes:
+        parts.append(("stream and lsuv float64", _float64_only, ()))
+    return parts
+
+
+#: Rough compile seconds of a part on an empty cache, to share the parts out between processes.
+_COST = {"generators": 16.0, "simulation": 2.0, "stream": 4.5}
+
+
+def warmup(dtypes=DTYPES, activations=ACTIVATIONS, *, progress=None, jobs=1):
     """Compile (or load from the on-disk cache) every kernel for ``dtypes`` and, of the
-    simulation, for ``activations``; return the seconds taken per part, in order.
+    simulation, for ``activations``; return the seconds taken per part.
 
     Parameters
     ----------
@@ -88,33 +103,90 @@ def warmup(dtypes=DTYPES, activations=ACTIVATIONS, *, progress=None):
         empty sequence skips the simulation).
     progress : callable, optional
         Called as ``progress(part, seconds)`` after each part.
+    jobs : int or None
+        Processes that compile at once (default 1: this process only; None: one per usable
+        core). Numba compiles one function at a time per process, so ``jobs=2`` on two cores
+        takes about half the time. The parts are shared out by their usual cost; a kernel
+        two parts share may compile in two processes.
 
     Returns
     -------
     dict
-        ``{"generators float32": s, "simulation tanh float32": s, ..., "total": s}``. On a cold
-        cache every kernel compiles (``docs/performance.md`` section 7 has the times); on a warm
-        one each part only loads.
+        ``{"generators float32": s, "simulation tanh float32": s, ..., "total": s}``, the parts
+        in order, "total" the wall time. On a cold cache every kernel compiles
+        (``docs/performance.md`` section 7 has the times); on a warm one each part only loads.
     """
     dtypes = [V.check_dtype(d, "dtypes").name for d in _as_tuple("dtypes", dtypes)]
     activations = _as_tuple("activations", activations)
     for a in activations:
         V.check_choice("activations", a, ACTIVATIONS)
-    parts = [(f"generators {d}", _generators, (d,)) for d in dtypes]
-    parts += [(f"simulation {a} {d}", _simulation, (d, a, i == 0)) for d in dtypes
-              for i, a in enumerate(activations)]
-    if "float64" in dtypes:
-        parts.append(("stream and lsuv float64", _float64_only, ()))
-    times = {}
+    jobs = _cores() if jobs is None else V.check_int("jobs", jobs, low=1)
+    parts = _parts(dtypes, activations)
     t_all = time.perf_counter()
-    for label, fn, args in parts:
-        t = time.perf_counter()
-        fn(*args)
-        times[label] = time.perf_counter() - t
-        if progress is not None:
-            progress(label, times[label])
+    if jobs == 1:
+        times = {}
+        for label, fn, args in parts:
+            t = time.perf_counter()
+            fn(*args)
+            times[label] = time.perf_counter() - t
+            if progress is not None:
+                progress(label, times[label])
+    else:
+        times = _in_processes(dtypes, activations, [p[0] for p in parts], jobs, progress)
     times["total"] = time.perf_counter() - t_all
     return times
+
+
+def _in_processes(dtypes, activations, labels, jobs, progress):
+    """The parts ``labels`` (of ``_parts(dtypes, activations)``) shared out between ``jobs`` helper processes (largest first, each
+    to the least loaded): their seconds per part, in the order of ``labels``."""
+    groups = [[] for _ in range(min(jobs, len(labels)))]
+    load = [0.0] * len(groups)
+    for label in sorted(labels, key=lambda x: -_COST[x.split()[0]]):
+        i = load.index(min(load))
+        groups[i].append(label)
+        load[i] += _COST[label.split()[0]]
+    procs = [subprocess.Popen(_helper_command("_run_parts", json.dumps([dtypes, activations, g])),
+                              env=_helper_env(),
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
+             for g in groups]
+    done, lock, failed = {}, threading.Lock(), []
+
+    def read(proc):
+        with proc.stdout:
+            for line in proc.stdout:
+                label, seconds = json.loads(line)
+                with lock:
+                    done[label] = seconds
+                    if progress is not None:
+                        progress(label, seconds)
+        if proc.wait():
+            failed.append(proc.returncode)
+
+    readers = [threading.Thread(target=read, args=(p,)) for p in procs]
+    for t in readers:
+        t.start()
+    for t in readers:
+        t.join()
+    if failed or len(done) != len(labels):
+        missing = [x for x in labels if x not in done]
+        raise RuntimeError(f"weightinit warmup: a compiling process failed (exit status "
+                           f"{failed}); parts not done: {missing}. Run with jobs=1 to see the "
+                           "error.")
+    return {x: done[x] for x in labels}
+
+
+def _run_parts(job):
+    """A helper process of :func:`warmup`: ``job`` is the JSON of ``[dtypes, activations,
+    labels]``; run those parts of ``_parts(dtypes, activations)``, printing ``[label, seconds]``
+    after each."""
+    dtypes, activations, labels = json.loads(job)
+    by_label = {p[0]: p for p in _parts(dtypes, activations)}
+    for label in labels:
+        _, fn, args = by_label[label]
+        t = time.perf_counter()
+        fn(*args)
+        print(json.dumps([label, time.perf_counter() - t]), flush=True)
 
 
 def _as_tuple(name, value):
@@ -174,11 +246,7 @@ def compile_ahead(job):
     forward = K.KERNELS[spec.get("activation", "tanh"), dtype][0]
     if in_cache(forward.kernel):
         return False
-    # This copy of the package first on the helper's path: its kernels are the ones cached.
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [root] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
-    helper = subprocess.Popen(_helper_command(json.dumps(spec)), env=env,
+    helper = subprocess.Popen(_helper_command("_helper", json.dumps(spec)), env=_helper_env(),
                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
 
@@ -193,9 +261,18 @@ def compile_ahead(job):
     return True
 
 
-def _helper_command(spec):
-    return [sys.executable, "-c", "import sys, weightinit._warmup as w; w._helper(sys.argv[1])",
-            spec]
+def _helper_command(function, argument):
+    """The command line of a helper process that calls this module's ``function(argument)``."""
+    return [sys.executable, "-c",
+            f"import sys, weightinit._warmup as w; w.{function}(sys.argv[1])", argument]
+
+
+def _helper_env():
+    """The environment of a helper process: this copy of the package first on its path (its
+    kernels are the ones cached), the same Numba cache."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    path = [root] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(path))
 
 
 def _helper(spec):

@@ -1,6 +1,7 @@
 """``weightinit warmup``: compile (and cache) every kernel, with the time of each part."""
 
 from .. import _warmup as W
+from .common import positive_int
 
 
 def add_parser(sub):
@@ -15,6 +16,8 @@ def add_parser(sub):
                    help="simulation activations to compile for (default all)")
     w.add_argument("--no-simulation", action="store_true",
                    help="only the generators (and, for float64, stream and lsuv)")
+    w.add_argument("--jobs", "-j", type=positive_int, default=None,
+                   help="processes compiling at once (default: one per usable core)")
     w.add_argument("--quiet", action="store_true", help="print nothing")
     w.set_defaults(run=run)
 
@@ -24,7 +27,7 @@ def run(args, stdout):
         print(f"{part:<32} {seconds:7.2f} s", file=stdout, flush=True)
 
     times = W.warmup(args.dtype, () if args.no_simulation else args.activation,
-                     progress=None if args.quiet else show)
+                     progress=None if args.quiet else show, jobs=args.jobs)
     if not args.quiet:
         print(f"{'total':<32} {times['total']:7.2f} s", file=stdout)
     return 0
