@@ -16,13 +16,16 @@ Run: ``python bench/finite_width.py [depth] [max_width]`` (defaults 100 and 4096
 Markdown table.
 """
 
-import platform
+import os
 import sys
 import time
 
 import numpy as np
 
 import weightinit as wi
+
+sys.path.insert(0, os.path.dirname(__file__))
+import peers  # noqa: E402
 
 SEEDS = 3
 SAMPLES = 256
@@ -42,17 +45,6 @@ SETTINGS = {
 }
 
 
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def errors(depth, width, kw):
     q_max, q_last, grad, ratio = [], [], [], []
     for seed in range(SEEDS):
@@ -69,7 +61,7 @@ def errors(depth, width, kw):
 
 def main(depth=100, max_width=4096):
     widths = [w for w in (32, 64, 128, 256, 512, 1024, 2048, 4096) if w <= max_width]
-    print(f"# {cpu_model()}; depth {depth}, {SAMPLES} samples, seeds 0-{SEEDS - 1}\n")
+    print(f"# {peers.cpu()[0]}; depth {depth}, {SAMPLES} samples, seeds 0-{SEEDS - 1}\n")
     for name, kw in SETTINGS.items():
         print(f"\n{name}\n")
         grad = kw.get("architecture") == "residual"

@@ -48,19 +48,27 @@ _ALWAYS, _NEVER = 0, 1 << 62  # thresholds that force the parallel / serial buil
 
 
 def cpu():
-    """(model name, SIMD flags of interest) from /proc/cpuinfo; ("unknown", []) elsewhere."""
-    model, flags = "unknown", []
+    """(model, SIMD flags of interest) from /proc/cpuinfo; ("unknown", []) elsewhere. The model
+    is the model name with the CPU family and model numbers, which tell apart CPU families that
+    share a name (AMD EPYC: family 25 is Zen 3/4, family 26 Zen 5)."""
+    fields, flags = {}, []
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
                 key, _, value = line.partition(":")
-                if key.strip() == "model name" and model == "unknown":
-                    model = value.strip()
-                elif key.strip() == "flags" and not flags:
+                key = key.strip()
+                if key in ("model name", "cpu family", "model") and key not in fields:
+                    fields[key] = value.strip()
+                elif key == "flags" and not flags:
                     have = set(value.split())
                     flags = [x for x in ("avx2", "fma", "avx512f") if x in have]
+                elif not line.strip() and fields:
+                    break  # the first processor's block is enough
     except OSError:
         pass
+    model = fields.get("model name", "unknown")
+    if "cpu family" in fields:
+        model += f" (cpu family {fields['cpu family']}, model {fields.get('model', '?')})"
     return model, flags
 
 

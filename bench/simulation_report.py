@@ -18,6 +18,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 
+import peers  # noqa: E402
 import test_residual as TR  # noqa: E402
 import test_simulation as T  # noqa: E402
 
@@ -47,12 +48,6 @@ def peak_rss(depth, width=1024, samples=1024):
             "if l.startswith('VmHWM')][0])")
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     return float(out.stdout.strip().splitlines()[-1])
-
-
-def cpu_model():
-    with open("/proc/cpuinfo") as f:
-        return next((line.split(":", 1)[1].strip() for line in f
-                     if line.startswith("model name")), "unknown CPU")
 
 
 def table(peers, kw, repeats, target, what):
@@ -111,7 +106,7 @@ def main():
     p.add_argument("--more", action="store_true",
                    help="also relu, backward=True and width 4096 x depth 100 (MLP)")
     args = p.parse_args()
-    print(f"CPU: {cpu_model()}\n")
+    print(f"CPU: {peers.cpu()[0]}\n")
     table(T.PEERS, {}, args.repeats, 1.15,
           f"width {T.WIDTH}, depth {T.DEPTH}, samples {T.SAMPLES}, tanh, float32")
     if args.residual:

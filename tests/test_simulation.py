@@ -131,6 +131,47 @@ def test_results_do_not_depend_on_the_thread_count(samples, activation):
         assert np.array_equal(getattr(one, field), getattr(many, field)), field
 
 
+def test_blas_calls_are_the_same_blocks_with_one_blas_thread_whatever_the_team(monkeypatch):
+    # BLAS kernels may round a row differently depending on where it falls in a call (OpenBLAS's
+    # on AMD Zen 5 does; on Zen 4 it does not), so the thread-count test above can only fail on
+    # some CPUs. This one fails on any: every product must be the same row blocks, each one call
+    # on one BLAS thread, for a team of one and a team of two (1000 samples: four 256-row
+    # blocks).
+    import numba
+    from threadpoolctl import threadpool_info
+
+    if numba.get_num_threads() < 2:
+        pytest.skip("needs two Numba threads")
+    real, calls = np.matmul, []
+
+    def recording(a, b, out=None):
+        root = a
+        while isinstance(root.base, np.ndarray):
+            root = root.base
+        blas = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+        calls.append(((a.ctypes.data - root.ctypes.data) // a.strides[0], a.shape, b.shape,
+                      tuple(blas)))
+        return real(a, b, out=out)
+
+    def blocks(threads):
+        calls.clear()
+        before = numba.get_num_threads()
+        numba.set_num_threads(threads)
+        monkeypatch.setattr(np, "matmul", recording)
+        try:
+            simulate(3, 40, activation="relu", samples=1000, seed=1, backward=True)
+        finally:
+            monkeypatch.setattr(np, "matmul", real)
+            numba.set_num_threads(before)
+        return sorted(calls)
+
+    one, two = blocks(1), blocks(2)
+    assert one == two
+    assert {c[0] for c in one} == {0, 256, 512, 768}
+    assert {c[1][0] for c in one} == {256, 232}
+    assert all(set(c[3]) == {1} for c in one)
+
+
 def test_an_error_in_a_team_thread_is_raised_and_nothing_hangs(monkeypatch):
     import numba
 

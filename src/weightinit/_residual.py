@@ -198,13 +198,13 @@ def simulate_residual(*, blocks, width, samples, bd, alpha, norm, position, acti
             if k == 0:
                 if pre:
                     KN.forward(B.h, B.xb, B.s_pre, center, NORM_EPS, r0, r1)
-                np.matmul(B.xb[r0:r1], w, out=B.a[r0:r1])
+                team.matmul(B.xb, w, B.a, t)
                 if B.z1 is not None:
                     np.add(B.a[r0:r1], bvec, out=B.z1[r0:r1])
                 fwd(B.a, bvec, kslope, sat_lo, sat_hi, P["branch"], 0.0, 0.0, no_hist, c0, c1)
                 f, fbias = B.a, zero_bias
             else:
-                np.matmul(B.a[r0:r1], w, out=B.a2[r0:r1])
+                team.matmul(B.a, w, B.a2, t)
                 f, fbias = B.a2, bvec
             if k == bd - 1 and post:
                 K.residual_add(B.h, f, fbias, t_alpha, B.hn, out_sums[par], bd == 2, c0, c1)
@@ -359,12 +359,12 @@ def _backward(saved, checkpoint, blocks, bd, samples, width, dtype, seed, use, b
                 np.multiply(gu[r0:r1], t_alpha, out=X[r0:r1])
                 if bd == 1:
                     bwd(X, B.z1, slope, r0, r1)
-                np.matmul(X[r0:r1], w.T, out=gb[r0:r1])
+                team.matmul(X, w.T, gb, t)
                 if bd == 1:
                     last(r0, r1, gb, gu, gin, B)
             else:
                 bwd(gb, B.z1, slope, r0, r1)
-                np.matmul(gb[r0:r1], w.T, out=X[r0:r1])
+                team.matmul(gb, w.T, X, t)
                 last(r0, r1, X, gu, gin, B)
 
     def finish(u):

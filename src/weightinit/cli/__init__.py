@@ -90,6 +90,12 @@ def _handle_sigterm():
     return lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
+def _interrupted(command, e):
+    what, code = ("terminated", 143) if isinstance(e, _Terminated) else ("interrupted", 130)
+    print(f"\nweightinit {command}: {what}; no output written", file=sys.stderr)
+    return code
+
+
 def main(argv=None, stdout=None):
     """Entry point; returns the exit status (2 for bad arguments, 1 when matplotlib is missing
     for a figure, 130 on Ctrl-C, 143 on SIGTERM). Interrupted or terminated, a command leaves no
@@ -111,8 +117,12 @@ def main(argv=None, stdout=None):
               file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:
-        what, code = ("terminated", 143) if isinstance(e, _Terminated) else ("interrupted", 130)
-        print(f"\nweightinit {args.command}: {what}; no output written", file=sys.stderr)
-        return code
+        return _interrupted(args.command, e)
+    except RuntimeError as e:
+        # Python wraps an interrupt that lands in a class body's __set_name__ (during a lazy
+        # import) in a RuntimeError; it is still the user's Ctrl-C or SIGTERM
+        if isinstance(e.__cause__, KeyboardInterrupt):
+            return _interrupted(args.command, e.__cause__)
+        raise
     finally:
         restore()
