@@ -319,9 +319,9 @@ def simulate(depth=None, width=None, *, activation="tanh", scheme=_UNSET, std=No
         Roles the recipe leaves to the framework (``"keep"``) take ``scheme`` or ``std``
         (default ``"glorot_normal"``).
 
-    Threads: the samples are split between ``numba.get_num_threads()`` threads in runs of 64-row
-    chunks; while the call runs, BLAS is held to its share of the cores (``threadpoolctl``).
-    Results do not depend on the number of threads.
+    Threads: the samples are split between ``numba.get_num_threads()`` threads in runs of
+    256-row blocks (64 below 512 samples), each multiplied by one BLAS call on one BLAS thread
+    (``threadpoolctl``) whatever the number of threads, so the results do not depend on it.
 
     Returns
     -------
