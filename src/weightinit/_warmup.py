@@ -125,27 +125,41 @@ def warmup(dtypes=DTYPES, activations=ACTIVATIONS, *, progress=None, jobs=1):
     t_all = time.perf_counter()
     if jobs == 1:
         times = {}
-        for label, fn, args in parts:
-            t = time.perf_counter()
-            fn(*args)
-            times[label] = time.perf_counter() - t
+
+        def note(label, seconds):
+            times[label] = seconds
             if progress is not None:
-                progress(label, times[label])
+                progress(label, seconds)
+
+        _run(parts, note)
     else:
         times = _in_processes(dtypes, activations, [p[0] for p in parts], jobs, progress)
     times["total"] = time.perf_counter() - t_all
     return times
 
 
+def _run(parts, report):
+    """Run the ``parts`` (label, function, arguments) in order, calling ``report(label,
+    seconds)`` after each."""
+    for label, fn, args in parts:
+        t = time.perf_counter()
+        fn(*args)
+        report(label, time.perf_counter() - t)
+
+
 def _in_processes(dtypes, activations, labels, jobs, progress):
-    """The parts ``labels`` (of ``_parts(dtypes, activations)``) shared out between ``jobs`` helper processes (largest first, each
-    to the least loaded): their seconds per part, in the order of ``labels``."""
+    """The parts ``labels`` (of ``_parts(dtypes, activations)``) shared out between ``jobs``
+    helper processes (largest first, each to the least loaded): their seconds per part, in the
+    order of ``labels``."""
+    def cost(label):
+        return _COST[label.split()[0]]
+
     groups = [[] for _ in range(min(jobs, len(labels)))]
     load = [0.0] * len(groups)
-    for label in sorted(labels, key=lambda x: -_COST[x.split()[0]]):
+    for label in sorted(labels, key=cost, reverse=True):
         i = load.index(min(load))
         groups[i].append(label)
-        load[i] += _COST[label.split()[0]]
+        load[i] += cost(label)
     procs = [subprocess.Popen(_helper_command("_run_parts", json.dumps([dtypes, activations, g])),
                               env=_helper_env(),
                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
@@ -182,11 +196,8 @@ def _run_parts(job):
     after each."""
     dtypes, activations, labels = json.loads(job)
     by_label = {p[0]: p for p in _parts(dtypes, activations)}
-    for label in labels:
-        _, fn, args = by_label[label]
-        t = time.perf_counter()
-        fn(*args)
-        print(json.dumps([label, time.perf_counter() - t]), flush=True)
+    _run([by_label[label] for label in labels],
+         lambda label, seconds: print(json.dumps([label, seconds]), flush=True))
 
 
 def _as_tuple(name, value):

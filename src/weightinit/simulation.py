@@ -648,9 +648,8 @@ class _Team:
         per_block = self.gemm_rows // K.CHUNK
         n_blocks = -(-self.n_chunks // per_block)
         self.size = size = max(1, min(threads, n_blocks))
-        self.chunks = [(min(self.n_chunks, t * n_blocks // size * per_block),
-                        min(self.n_chunks, (t + 1) * n_blocks // size * per_block))
-                       for t in range(size)]
+        bounds = [min(self.n_chunks, t * n_blocks // size * per_block) for t in range(size + 1)]
+        self.chunks = list(zip(bounds, bounds[1:]))
         self.rows = [(c0 * K.CHUNK, min(samples, c1 * K.CHUNK)) for c0, c1 in self.chunks]
         self._pool = None
 

@@ -123,7 +123,6 @@ def run(args, stdout):
     plotting = import_plotting() if (args.plot or args.theory) else None
     fmts = {k: plotting.check_path(p) for k, p in (("plot", args.plot), ("theory", args.theory))
             if p}
-
     progress = want_progress(args)
 
     outputs = Outputs()
