@@ -14,6 +14,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 # Two processes compile (the parts shared out between them), both into the one cache.
 _WARMUP = "import weightinit; weightinit.warmup(['float64'], ['relu'], jobs=2)"
 
@@ -81,6 +83,10 @@ import json, sys, tempfile, os
 from numba.core import event
 from weightinit.cli import main
 from weightinit.kernels import mlp as K
+from weightinit import _warmup
+started = []
+start = _warmup._start_helper
+_warmup._start_helper = lambda spec: started.append(start(spec)) or started[-1]
 out = os.path.join(tempfile.mkdtemp(), "r.json")
 with event.install_recorder("numba:compile") as rec:
     assert main(["simulate", "--activation", "elu", "--std", "1.2", "--depth", "3", "--width",
@@ -89,7 +95,8 @@ with event.install_recorder("numba:compile") as rec:
 hits = sum(K.KERNELS["elu", "float64"][0].kernel.stats.cache_hits.values())
 print(json.dumps({"compiled": sorted({e.data["dispatcher"].py_func.__qualname__
                                       for _, e in rec.buffer if e.is_start}),
-                  "hits": hits, "result": json.load(open(out))}))
+                  "hits": hits, "result": json.load(open(out)),
+                  "helpers": [type(h).__name__ for h in started]}))
 """
 
 
@@ -98,14 +105,13 @@ def test_in_cache_tells_an_empty_cache_from_a_filled_one(tmp_path):
 
 
 def test_first_cli_run_loads_the_forward_kernel_its_helper_compiled(tmp_path):
-    """With a second core, the forward kernel is compiled by the helper process, never by the
-    CLI's own process, which loads it from the cache; the statistics are the same as with the
-    helper turned off (each run in a fresh process with an empty cache)."""
+    """With a second core, the forward kernel is compiled by the helper process (on Linux a fork
+    of the command's process), never by the CLI's own process, which loads it from the cache;
+    the statistics are the same as with the helper turned off (each run in a fresh process with
+    an empty cache)."""
     from weightinit._warmup import _cores
 
     if _cores() < 2:
-        import pytest
-
         pytest.skip("the helper needs a second core")
     runs = {}
     for helper in ("1", "0"):
@@ -116,15 +122,19 @@ def test_first_cli_run_loads_the_forward_kernel_its_helper_compiled(tmp_path):
                                                     WEIGHTINIT_COMPILE_HELPER=helper))
         assert proc.returncode == 0, proc.stderr[-3000:]
         runs[helper] = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert runs["1"]["helpers"] == [("_Forked" if sys.platform.startswith("linux")
+                                     else "Popen")] and runs["0"]["helpers"] == []
     assert "forward_elu_float64" not in runs["1"]["compiled"]
     assert runs["1"]["hits"] >= 1
     assert "forward_elu_float64" in runs["0"]["compiled"] and runs["0"]["hits"] == 0
     assert runs["1"]["result"] == runs["0"]["result"]
 
 
-def test_a_failing_or_hanging_helper_only_costs_its_timeout(monkeypatch):
+@pytest.mark.parametrize("fork", [True, False], ids=["forked", "interpreter"])
+def test_a_failing_or_hanging_helper_only_costs_its_timeout(monkeypatch, fork):
     """The helper only fills the cache: one that fails at once, or hangs past the timeout (and
-    is killed), leaves the simulation to compile what it needs, with the same results."""
+    is killed), leaves the simulation to compile what it needs, with the same results, whether
+    the helper is a fork or a new interpreter."""
     import time
 
     import numpy as np
@@ -133,14 +143,20 @@ def test_a_failing_or_hanging_helper_only_costs_its_timeout(monkeypatch):
     from weightinit import _warmup
     from weightinit import simulation as S
 
+    if fork and not hasattr(os, "fork"):
+        pytest.skip("no fork here")
     job = dict(activation="tanh", std=1.0, samples=128, dtype="float32")
     plain = W.simulate(3, 16, **job)
     monkeypatch.setattr(_warmup, "in_cache", lambda dispatcher: False)
     monkeypatch.setattr(_warmup, "_cores", lambda: 2)
+    monkeypatch.setattr(_warmup, "_can_fork", lambda: fork)
     monkeypatch.setattr(_warmup, "HELPER_TIMEOUT", 1.0)
     for code in ("import sys; sys.exit(3)", "import time; time.sleep(60)"):
-        monkeypatch.setattr(_warmup, "_helper_command",
-                            lambda fn, arg, c=code: [sys.executable, "-c", c])
+        if fork:
+            monkeypatch.setattr(_warmup, "_helper", lambda spec, c=code: exec(c))
+        else:
+            monkeypatch.setattr(_warmup, "_helper_command",
+                                lambda fn, arg, c=code: [sys.executable, "-c", c])
         t = time.perf_counter()
         assert _warmup.compile_ahead(job)
         r = W.simulate(3, 16, **job)
@@ -152,9 +168,49 @@ def test_a_failing_or_hanging_helper_only_costs_its_timeout(monkeypatch):
     assert not _warmup.compile_ahead(job)
 
 
-def test_warmup_in_processes_reports_every_part_and_a_failing_process(monkeypatch):
-    import pytest
+def test_a_forked_helper_reports_its_exit_and_can_be_killed():
+    """:class:`_warmup._Forked` waits, times out and kills like ``subprocess.Popen``."""
+    import signal
+    import subprocess
 
+    from weightinit import _warmup
+
+    if not hasattr(os, "fork"):
+        pytest.skip("no fork here")
+    for code, status in ((0, 0), (5, 5)):
+        pid = os.fork()
+        if pid == 0:
+            os._exit(code)
+        assert _warmup._Forked(pid).wait(timeout=30) == status
+    pid = os.fork()
+    if pid == 0:
+        import time
+
+        time.sleep(60)
+        os._exit(0)
+    child = _warmup._Forked(pid)
+    with pytest.raises(subprocess.TimeoutExpired):
+        child.wait(timeout=0.1)
+    child.kill()
+    assert child.wait() == -signal.SIGKILL
+    child.kill()  # already reaped: nothing to do
+
+
+def test_only_a_fresh_single_threaded_process_forks(tmp_path):
+    """A fresh process may fork its helper (on Linux); with another Python thread running, or
+    Numba's thread pool started, it may not."""
+    code = ("import sys, threading, numpy as np, weightinit as W\n"
+            "from weightinit._warmup import _can_fork\n"
+            "print(_can_fork())\n"
+            "e = threading.Event(); t = threading.Thread(target=e.wait); t.start()\n"
+            "print(_can_fork()); e.set(); t.join()\n"
+            "W.normal(1 << 22, seed=1)\n"  # a parallel draw starts Numba's threads
+            "print(_can_fork())\n")
+    out = _child(code, tmp_path).split()
+    assert out == [str(sys.platform.startswith("linux")), "False", "False"]
+
+
+def test_warmup_in_processes_reports_every_part_and_a_failing_process(monkeypatch):
     import weightinit as W
     from weightinit import _warmup
 

@@ -26,10 +26,12 @@ from the cache when its pipeline starts.
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
 import time
+import warnings
 
 import numpy as np
 
@@ -257,9 +259,7 @@ def compile_ahead(job):
     forward = K.KERNELS[spec.get("activation", "tanh"), dtype][0]
     if in_cache(forward.kernel):
         return False
-    helper = subprocess.Popen(_helper_command("_helper", json.dumps(spec)), env=_helper_env(),
-                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    helper = _start_helper(spec)
 
     def wait():
         try:
@@ -270,6 +270,72 @@ def compile_ahead(job):
 
     S.BEFORE_FIRST_PASS.append(wait)
     return True
+
+
+def _start_helper(spec):
+    """The helper process of :func:`compile_ahead` for the structure ``spec``: a fork of this
+    process where that is safe (:func:`_can_fork`), which skips the interpreter's start and the
+    imports (about 0.45 s of a first run's critical path); otherwise a new interpreter."""
+    if not _can_fork():
+        return subprocess.Popen(_helper_command("_helper", json.dumps(spec)), env=_helper_env(),
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+    with warnings.catch_warnings():  # Python >= 3.12 warns of BLAS's threads: see _can_fork
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid:
+        return _Forked(pid)
+    code = 1  # the child: compile, then leave without running any of the parent's exit code
+    try:
+        for sig in (signal.SIGINT, signal.SIGTERM):  # as across exec: handled -> default
+            if signal.getsignal(sig) is not signal.SIG_IGN:
+                signal.signal(sig, signal.SIG_DFL)
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        _helper(json.dumps(spec))
+        code = 0
+    finally:
+        os._exit(code)
+
+
+def _can_fork():
+    """Whether the helper may be a fork of this process: on Linux, with no Python thread but
+    this one and Numba's thread pool not started, as at the start of a ``weightinit simulate``
+    command. The only other threads are then BLAS's, and OpenBLAS stops its pool around a fork
+    (``pthread_atfork``); the child only compiles and never runs parallel code. Elsewhere (macOS
+    system libraries are not safe after a fork) the helper is a new interpreter."""
+    if not sys.platform.startswith("linux") or threading.active_count() != 1:
+        return False
+    try:
+        from numba.np.ufunc import parallel
+
+        return not parallel._is_initialized
+    except Exception:  # Numba's internals changed: do not fork
+        return False
+
+
+class _Forked:
+    """``wait(timeout)`` and ``kill()`` of a forked child, as :class:`subprocess.Popen`'s."""
+
+    def __init__(self, pid):
+        self.pid, self.returncode = pid, None
+
+    def wait(self, timeout=None):
+        end = None if timeout is None else time.monotonic() + timeout
+        while self.returncode is None:
+            pid, status = os.waitpid(self.pid, 0 if end is None else os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+            elif time.monotonic() >= end:
+                raise subprocess.TimeoutExpired("helper", timeout)
+            else:
+                time.sleep(0.002)
+        return self.returncode
+
+    def kill(self):
+        if self.returncode is None:
+            os.kill(self.pid, signal.SIGKILL)
 
 
 def _helper_command(function, argument):
