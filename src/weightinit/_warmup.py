@@ -281,7 +281,7 @@ def _start_helper(spec):
                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
     with warnings.catch_warnings():  # Python >= 3.12 warns of BLAS's threads: see _can_fork
-        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore")
         pid = os.fork()
     if pid:
         return _Forked(pid)
