@@ -159,14 +159,54 @@ def test_a_failing_or_hanging_helper_only_costs_its_timeout(monkeypatch, fork):
             monkeypatch.setattr(_warmup, "_helper_command",
                                 lambda fn, arg, c=code: [sys.executable, "-c", c])
         t = time.perf_counter()
-        assert _warmup.compile_ahead(job)
+        assert _warmup.compile_ahead([job])
         r = W.simulate(3, 16, **job)
         assert time.perf_counter() - t < 30
         assert not S.BEFORE_FIRST_PASS
         for name in ("mean", "var", "q", "hist"):
             np.testing.assert_array_equal(getattr(r, name), getattr(plain, name))
     monkeypatch.setenv("WEIGHTINIT_COMPILE_HELPER", "0")
-    assert not _warmup.compile_ahead(job)
+    assert not _warmup.compile_ahead([job])
+
+
+def test_the_other_structures_compile_here_before_the_wait(monkeypatch):
+    """A command whose runs have several structures: the helper takes the first, this process
+    the others (one tiny run per set of kernels: not per branch scale, nor for RMSNorm beside
+    LayerNorm), before it waits for the helper; the results are those without any of it."""
+    import numpy as np
+
+    import weightinit as W
+    from weightinit import _warmup
+    from weightinit import simulation as S
+
+    base = dict(activation="tanh", std=1.0, samples=128, architecture="residual",
+                branch_depth=1)
+    jobs = [dict(base, norm="layer", norm_position="pre", branch_scale=1.0),
+            dict(base, norm="rms", norm_position="pre", branch_scale=1.0),
+            dict(base, norm="layer", norm_position="pre", branch_scale=0.5),
+            dict(base, norm="layer", norm_position="post", branch_scale=1.0),
+            dict(base, norm=None, norm_position="pre", branch_scale=1.0)]
+    plain = [W.simulate(3, 16, **job) for job in jobs]
+    monkeypatch.setattr(_warmup, "in_cache", lambda dispatcher: False)
+    monkeypatch.setattr(_warmup, "_cores", lambda: 2)
+    monkeypatch.setattr(_warmup, "_can_fork", lambda: False)
+    monkeypatch.setattr(_warmup, "_helper_command",
+                        lambda fn, arg: [sys.executable, "-c", "import sys; sys.exit(3)"])
+    here, helper = [], _warmup._helper
+    monkeypatch.setattr(_warmup, "_helper", lambda spec: here.append(spec) or helper(spec))
+    assert _warmup.compile_ahead(jobs)
+    assert len(S.BEFORE_FIRST_PASS) == 3 and not here
+    runs = [W.simulate(3, 16, **job) for job in jobs]
+    assert not S.BEFORE_FIRST_PASS
+    assert [(json.loads(s).get("norm"), json.loads(s)["norm_position"]) for s in here] == [
+        ("layer", "post"), (None, "pre")]
+    for r, p in zip(runs, plain):
+        for name in ("mean", "var", "q", "hist"):
+            np.testing.assert_array_equal(getattr(r, name), getattr(p, name))
+    monkeypatch.setattr(_warmup, "_helper", lambda spec: 1 / 0)  # a failing warm-up is only that
+    assert _warmup.compile_ahead(jobs)
+    W.simulate(3, 16, **jobs[0])
+    assert not S.BEFORE_FIRST_PASS
 
 
 def test_a_forked_helper_reports_its_exit_and_can_be_killed():

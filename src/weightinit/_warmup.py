@@ -24,6 +24,7 @@ cache ``weightinit simulate`` compiles the simulation's kernels in a helper proc
 from the cache when its pipeline starts.
 """
 
+import functools
 import json
 import os
 import signal
@@ -242,24 +243,32 @@ def _cores():
         return os.cpu_count() or 1
 
 
-def compile_ahead(job):
-    """If the forward kernel of ``simulate(**job)`` is not in Numba's on-disk cache and there
-    is a second core, start a helper process that compiles the forward pass's kernels into the
-    cache (a tiny run of the same structure that draws nothing: zero weights, a given input),
-    and make the next simulation wait for it before its pipeline starts: this process compiles
-    the generators meanwhile, so the two largest first-run compilations overlap. Returns whether
-    a helper was started. ``WEIGHTINIT_COMPILE_HELPER=0`` turns it off.
+def compile_ahead(jobs):
+    """Compile a command's simulation kernels ahead, over both cores, on a first run.
+
+    ``jobs`` are the keyword dicts of the command's ``simulate`` calls. If the forward kernel of
+    the first is not in Numba's on-disk cache and there is a second core, a helper process
+    compiles the first job's forward-pass kernels into the cache (a tiny run of the same
+    structure that draws nothing: zero weights, a given input), and the next simulation waits
+    for it before its pipeline starts: this process compiles the generators meanwhile, so the
+    two largest first-run compilations overlap. The jobs' other structures (another norm
+    position, branch depth or architecture) get the same tiny runs in this process, just before
+    that wait, which it would otherwise spend idle. Returns whether a helper was started.
+    ``WEIGHTINIT_COMPILE_HELPER=0`` turns it off.
 
     The helper only fills the cache: if it fails or is slow (:data:`HELPER_TIMEOUT`), the
     simulation compiles what it needs itself, with the same results."""
     if os.environ.get("WEIGHTINIT_COMPILE_HELPER", "1") == "0" or _cores() < 2:
         return False
-    spec = {k: job[k] for k in _STRUCTURE if job.get(k) is not None}
-    dtype = V.check_dtype(spec.get("dtype", "float32"), "dtype").name
-    forward = K.KERNELS[spec.get("activation", "tanh"), dtype][0]
-    if in_cache(forward.kernel):
+    specs = {}  # one per set of kernels, in the jobs' order
+    for job in jobs:
+        spec = {k: job[k] for k in _STRUCTURE if job.get(k) is not None}
+        specs.setdefault(_kernels_key(spec), spec)
+    first, *others = specs.values()
+    dtype = V.check_dtype(first.get("dtype", "float32"), "dtype").name
+    if in_cache(K.KERNELS[first.get("activation", "tanh"), dtype][0].kernel):
         return False
-    helper = _start_helper(spec)
+    helper = _start_helper(first)
 
     def wait():
         try:
@@ -268,8 +277,26 @@ def compile_ahead(job):
             helper.kill()
             helper.wait()
 
+    S.BEFORE_FIRST_PASS.extend(functools.partial(_compile_here, spec) for spec in others)
     S.BEFORE_FIRST_PASS.append(wait)
     return True
+
+
+def _kernels_key(spec):
+    """What decides the kernels of a job's structure: not the branch scale (a value), nor which
+    norm (LayerNorm and RMSNorm share their kernels)."""
+    key = {k: v for k, v in spec.items() if k not in ("branch_scale", "norm")}
+    key["norm"] = spec.get("norm") is not None
+    return json.dumps(key, sort_keys=True)
+
+
+def _compile_here(spec):
+    """The helper's tiny run in this process. Only a warm-up: should it fail, the simulation
+    that needs these kernels meets the same problem and reports it."""
+    try:
+        _helper(json.dumps(spec))
+    except Exception:
+        pass
 
 
 def _start_helper(spec):

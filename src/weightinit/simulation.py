@@ -619,9 +619,10 @@ class _Weights:
             self.draw_whole(layer, w)
 
 
-#: Callables run once, before the next pass of a simulation's pipeline (by then its inputs and
-#: first weights are drawn), then dropped: ``weightinit simulate`` puts here its wait for a helper
-#: process that compiles the simulation's kernels while this process compiles the generators
+#: Callables run once, in order, before the next pass of a simulation's pipeline (by then its
+#: inputs and first weights are drawn), then dropped: ``weightinit simulate`` puts here its wait
+#: for a helper process that compiles the simulation's kernels while this process compiles the
+#: generators, and before it the compilation of its other runs' kernels
 #: (:func:`weightinit._warmup.compile_ahead`).
 BEFORE_FIRST_PASS = []
 
@@ -706,8 +707,10 @@ class _Team:
         must be drawn before (a previous pass leaves them drawn). The first error stops every
         thread and is raised.
         """
-        while BEFORE_FIRST_PASS:
-            BEFORE_FIRST_PASS.pop()()
+        todo = BEFORE_FIRST_PASS[:]  # taken first: a callable may run a simulation itself
+        BEFORE_FIRST_PASS.clear()
+        for before in todo:
+            before()
         cond = threading.Condition()
         drawn, done, ready = [self.size] * 2 + [0] * n, [0] * n, [False] * n
         failed = []

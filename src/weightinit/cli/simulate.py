@@ -119,7 +119,7 @@ def run(args, stdout):
         raise ValueError(f"--theory needs random weights; {', '.join(constant)} gives constant "
                          "weights, where mean-field theory does not apply.")
     # A first run: the forward pass's kernels compile in a helper process meanwhile.
-    compile_ahead(runs[0])
+    compile_ahead(runs)
     plotting = import_plotting() if (args.plot or args.theory) else None
     fmts = {k: plotting.check_path(p) for k, p in (("plot", args.plot), ("theory", args.theory))
             if p}
