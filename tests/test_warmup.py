@@ -212,7 +212,6 @@ def test_the_other_structures_compile_here_before_the_wait(monkeypatch):
 def test_a_forked_helper_reports_its_exit_and_can_be_killed():
     """:class:`_warmup._Forked` waits, times out and kills like ``subprocess.Popen``."""
     import signal
-    import subprocess
 
     from weightinit import _warmup
 

@@ -663,7 +663,7 @@ class _Team:
             np.matmul(a[s:e], b, out=out[s:e])
 
     def __enter__(self):
-        _BLAS.hold(1)
+        _BLAS.hold()
         if self.size > 1:
             self._pool = ThreadPoolExecutor(self.size - 1, thread_name_prefix="weightinit")
         return self
@@ -778,10 +778,12 @@ class _BlasLimit:
         self._users = 0
         self._limits = None
 
-    def hold(self, threads):
+    def hold(self):
+        """BLAS on one thread until the matching :meth:`release` (the teams' products are
+        single-threaded BLAS calls, see :class:`_Team`)."""
         with self._lock:
             if self._users == 0:
-                self._limits = _blas_controller().limit(limits=threads, user_api="blas")
+                self._limits = _blas_controller().limit(limits=1, user_api="blas")
             self._users += 1
 
     def release(self):
